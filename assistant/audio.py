@@ -1,0 +1,155 @@
+"""Audio formats, audio files, and the file-backed source and sink.
+
+The pipeline works on frames of 16 kHz mono int16 samples. Every source converts
+to that format at its edge; every sink takes int16 chunks at the voice's rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import soundfile
+import soxr
+
+_LOGGER = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16_000
+FRAME_SAMPLES = 1_280  # 80 ms: the chunk size openWakeWord's features expect
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE_HZ
+SAMPLE_WIDTH_BYTES = 2
+INT16_FULL_SCALE = 32_767
+
+
+class AudioFileError(Exception):
+    """An audio file that cannot be read or written."""
+
+
+class AudioSource(Protocol):
+    """A stream of 16 kHz mono int16 frames of FRAME_SAMPLES samples."""
+
+    #: True when frames arrive at the pace of real time (microphone, --realtime file).
+    paced: bool
+
+    def frames(self) -> AsyncIterator[np.ndarray]: ...
+
+    async def close(self) -> None: ...
+
+
+class AudioSink(Protocol):
+    """Where reply audio goes: int16 mono chunks at a fixed sample rate."""
+
+    async def play(self, samples: np.ndarray, sample_rate_hz: int) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Convert float samples in [-1, 1] to int16, clipping what lies outside."""
+    return np.clip(np.rint(samples * INT16_FULL_SCALE), -INT16_FULL_SCALE, INT16_FULL_SCALE).astype(np.int16)
+
+
+def to_float32(samples: np.ndarray) -> np.ndarray:
+    return samples.astype(np.float32) / INT16_FULL_SCALE
+
+
+def downmix_and_resample(samples: np.ndarray, rate_hz: int) -> np.ndarray:
+    """Average the channels of a (frames, channels) float array and resample it to 16 kHz."""
+    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if rate_hz != SAMPLE_RATE_HZ:
+        mono = soxr.resample(mono, rate_hz, SAMPLE_RATE_HZ, quality="HQ")
+    return mono
+
+
+def read_audio_file(path: str | Path) -> np.ndarray:
+    """Read a WAV, FLAC or OGG file of any rate, width and channel count as 16 kHz mono int16."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFileError(f"audio file not found: {path}")
+    try:
+        samples, rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioFileError(
+            f"cannot decode {path}: {error}; use a WAV, FLAC or OGG file"
+        ) from error
+    if samples.shape[0] == 0:
+        raise AudioFileError(f"{path} contains no audio samples")
+    return to_int16(downmix_and_resample(samples, rate_hz))
+
+
+def split_frames(samples: np.ndarray) -> list[np.ndarray]:
+    """Cut samples into frames of FRAME_SAMPLES, padding the last one with silence."""
+    padding = (-len(samples)) % FRAME_SAMPLES
+    if padding:
+        samples = np.concatenate([samples, np.zeros(padding, dtype=samples.dtype)])
+    return list(samples.reshape(-1, FRAME_SAMPLES))
+
+
+class FileSource:
+    """Frames from an audio file, read as fast as they are taken or paced at 1x."""
+
+    def __init__(self, path: str | Path, realtime: bool = False) -> None:
+        self.path = Path(path)
+        self.paced = realtime
+        self._samples = read_audio_file(self.path)
+
+    @property
+    def duration_seconds(self) -> float:
+        return len(self._samples) / SAMPLE_RATE_HZ
+
+    async def frames(self) -> AsyncIterator[np.ndarray]:
+        start = time.monotonic()
+        for index, frame in enumerate(split_frames(self._samples)):
+            if self.paced:
+                # Sleep until the frame's end would have been captured by a microphone.
+                deadline = start + (index + 1) * FRAME_SECONDS
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            else:
+                await asyncio.sleep(0)
+            yield frame
+
+    async def close(self) -> None:
+        return None
+
+
+class WavFileSink:
+    """Reply audio written to a 16-bit mono WAV file at the voice's sample rate."""
+
+    def __init__(self, path: str | Path, sample_rate_hz: int) -> None:
+        self.path = Path(path)
+        self.sample_rate_hz = sample_rate_hz
+        self.samples_written = 0
+        try:
+            self._file = wave.open(str(self.path), "wb")
+        except OSError as error:
+            raise AudioFileError(f"cannot write {self.path}: {error.strerror}") from error
+        self._file.setnchannels(1)
+        self._file.setsampwidth(SAMPLE_WIDTH_BYTES)
+        self._file.setframerate(sample_rate_hz)
+
+    async def play(self, samples: np.ndarray, sample_rate_hz: int) -> None:
+        if sample_rate_hz != self.sample_rate_hz:
+            resampled = soxr.resample(to_float32(samples), sample_rate_hz, self.sample_rate_hz)
+            samples = to_int16(resampled)
+        self._file.writeframes(samples.astype(np.int16).tobytes())
+        self.samples_written += len(samples)
+
+    async def drain(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._file.close()

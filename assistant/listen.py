@@ -1,0 +1,134 @@
+"""Record the spoken command after the wake word, ending on silence (endpointing)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.audio import SAMPLE_RATE_HZ
+from assistant.config import ListenSettings
+from assistant.vad import WINDOW_SAMPLES, SileroVad
+
+# Windows below threshold minus this margin count as silence; the gap keeps a
+# probability that hovers around the threshold from flapping.
+_SILENCE_MARGIN = 0.15
+# Speech windows needed before the command counts as started (about 100 ms).
+_MIN_SPEECH_WINDOWS = 3
+# Audio kept after the last speech window, so that a final consonant is not cut.
+_TAIL_SECONDS = 0.2
+
+
+class EndReason(enum.Enum):
+    SILENCE = "silence"
+    MAX_LENGTH = "max_length"
+    NO_SPEECH = "no_speech"
+    INPUT_ENDED = "input_ended"
+
+
+@dataclass(frozen=True)
+class Command:
+    """The recorded command: samples for speech recognition and where speech sits in them."""
+
+    samples: np.ndarray
+    reason: EndReason
+    #: Seconds from the wake word to the end of speech.
+    speech_end_seconds: float
+
+    @property
+    def has_speech(self) -> bool:
+        return self.reason is not EndReason.NO_SPEECH
+
+
+class CommandRecorder:
+    """Collect frames after a wake word until the speaker stops; feed() returns the command.
+
+    Not thread-safe: call it from one thread at a time.
+    """
+
+    def __init__(self, settings: ListenSettings, vad: SileroVad) -> None:
+        self.settings = settings
+        self._vad = vad
+        self.start()
+
+    def start(self, pre_roll: np.ndarray | None = None) -> None:
+        """Begin a command; `pre_roll` is audio heard just before the wake word fired.
+
+        The pre-roll lets a command spoken in the same breath as the wake word keep
+        its first syllable, but speech inside it does not start the command.
+        """
+        self._vad.reset()
+        self._chunks: list[np.ndarray] = []
+        self._samples = 0
+        self._windows = 0
+        self._origin_samples = 0
+        self._speech_windows = 0
+        self._first_speech_window: int | None = None
+        self._last_speech_window: int | None = None
+        if pre_roll is not None and len(pre_roll):
+            self._chunks.append(pre_roll)
+            self._samples = self._origin_samples = len(pre_roll)
+            self._windows = len(self._vad.process(pre_roll))
+
+    @property
+    def recorded_seconds(self) -> float:
+        """Seconds recorded since the wake word, not counting the pre-roll."""
+        return (self._samples - self._origin_samples) / SAMPLE_RATE_HZ
+
+    def feed(self, frame: np.ndarray) -> Command | None:
+        """Add one frame; return the finished command once speech has ended."""
+        self._chunks.append(frame)
+        self._samples += len(frame)
+
+        threshold = self.settings.vad_threshold
+        for probability in self._vad.process(frame):
+            if probability >= threshold:
+                self._speech_windows += 1
+                if self._first_speech_window is None:
+                    self._first_speech_window = self._windows
+                self._last_speech_window = self._windows
+            elif probability >= threshold - _SILENCE_MARGIN and self._last_speech_window == self._windows - 1:
+                # Hovering just under the threshold right after speech: still speech.
+                self._last_speech_window = self._windows
+            self._windows += 1
+
+        return self._check_end()
+
+    def finish(self) -> Command:
+        """End the recording because the input ended."""
+        if self._speech_windows < _MIN_SPEECH_WINDOWS:
+            return self._build(EndReason.NO_SPEECH)
+        return self._build(EndReason.INPUT_ENDED)
+
+    def _check_end(self) -> Command | None:
+        started = self._speech_windows >= _MIN_SPEECH_WINDOWS
+        if not started:
+            if self.recorded_seconds >= self.settings.start_timeout_seconds:
+                return self._build(EndReason.NO_SPEECH)
+            return None
+
+        silence_windows = self._windows - 1 - self._last_speech_window
+        if silence_windows * WINDOW_SAMPLES / SAMPLE_RATE_HZ >= self.settings.silence_seconds:
+            return self._build(EndReason.SILENCE)
+
+        speech_start = (self._first_speech_window * WINDOW_SAMPLES - self._origin_samples) / SAMPLE_RATE_HZ
+        if self.recorded_seconds - speech_start >= self.settings.max_seconds:
+            return self._build(EndReason.MAX_LENGTH)
+        return None
+
+    def _build(self, reason: EndReason) -> Command:
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
+        if reason is EndReason.NO_SPEECH or self._first_speech_window is None:
+            return Command(samples=np.zeros(0, dtype=np.int16), reason=EndReason.NO_SPEECH,
+                           speech_end_seconds=self.recorded_seconds)
+
+        pre_roll = int(self.settings.pre_roll_seconds * SAMPLE_RATE_HZ)
+        begin = max(0, self._first_speech_window * WINDOW_SAMPLES - pre_roll)
+        speech_end = (self._last_speech_window + 1) * WINDOW_SAMPLES
+        end = min(len(audio), speech_end + int(_TAIL_SECONDS * SAMPLE_RATE_HZ))
+        return Command(
+            samples=audio[begin:end],
+            reason=reason,
+            speech_end_seconds=(speech_end - self._origin_samples) / SAMPLE_RATE_HZ,
+        )

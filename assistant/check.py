@@ -76,7 +76,7 @@ def _check_stt(settings: Settings) -> list[str]:
     transcriber = Transcriber(settings.stt, threads=settings.llm.threads)
     kind = "multilingual" if transcriber.multilingual else "English only"
     return [
-        f"Whisper {settings.stt.model} -> {transcriber.model_path} ({_size(transcriber.model_path / 'model.bin')})",
+        f"Whisper {settings.stt.model} -> {transcriber.model_path / 'model.bin'} ({_size(transcriber.model_path / 'model.bin')})",
         f"{kind}, language {settings.stt.language}, compute type {settings.stt.compute_type}",
     ]
 

@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     install_network_guard()
 
     from assistant import commands
+    from assistant.audio import AudioFileError
     from assistant.config import ConfigError
+    from assistant.devices import AudioDeviceError
     from assistant.models import ModelError
 
     try:
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"assistant: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    except (ModelError, OSError, RuntimeError) as error:
+    except (ModelError, AudioFileError, AudioDeviceError, OSError, RuntimeError) as error:
         _LOGGER.debug("Failure details", exc_info=True)
         print(f"assistant: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from assistant.audio import AudioSink, AudioSource, FileSource, WavFileSink, read_audio_file
 from assistant.config import Settings, load_settings
 from assistant.events import EventLog
+from assistant.notify import SystemdNotifier
 
 if TYPE_CHECKING:
     from assistant.tts import Synthesizer
@@ -45,13 +46,18 @@ async def run_daemon(args: argparse.Namespace, settings: Settings, config_path: 
     from assistant.pipeline import Models, Pipeline
 
     started = time.perf_counter()
+    notifier = SystemdNotifier()
     events = EventLog(args.events)
+    events.listeners.append(lambda record: _report_status(notifier, record))
+    watchdog = asyncio.create_task(notifier.run_watchdog(), name="watchdog")
     source = open_source(args, settings)
     sink: AudioSink | None = None
     try:
+        notifier.status("Loading models")
         models = await asyncio.to_thread(Models.load, settings, config_path.parent)
         sink = open_sink(args.output, settings, models.tts.sample_rate_hz)
         events.emit("ready", seconds=round(time.perf_counter() - started, 3))
+        notifier.ready(_STATUS_BY_EVENT["ready"])
 
         pipeline = Pipeline(settings, models, source, sink, events)
         task = asyncio.create_task(pipeline.run(), name="pipeline")
@@ -64,10 +70,28 @@ async def run_daemon(args: argparse.Namespace, settings: Settings, config_path: 
             _LOGGER.info("Stopped by signal")
         return 0
     finally:
+        notifier.stopping()
+        watchdog.cancel()
+        await asyncio.gather(watchdog, return_exceptions=True)
         if sink is not None:
             await sink.close()
         await source.close()
         events.close()
+
+
+_STATUS_BY_EVENT = {
+    "ready": "Listening for the wake word",
+    "idle": "Listening for the wake word",
+    "wake": "Listening to a command",
+    "speech_end": "Thinking",
+    "audio_start": "Speaking",
+}
+
+
+def _report_status(notifier: SystemdNotifier, record: dict) -> None:
+    status = _STATUS_BY_EVENT.get(record["event"])
+    if status is not None:
+        notifier.status(status)
 
 
 def open_source(args: argparse.Namespace, settings: Settings) -> AudioSource:

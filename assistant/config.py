@@ -41,6 +41,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class ExampleExchange(_Section):
+    """A question and the answer the persona would give, shown to the model before the conversation."""
+
+    user: str = Field(min_length=1)
+    assistant: str = Field(min_length=1)
+
+
 class PersonaSettings(_Section):
     name: str = Field("Jarvis", min_length=1)
     language: str = Field("en", pattern=r"^[a-z]{2,3}$")
@@ -50,6 +57,15 @@ class PersonaSettings(_Section):
         "Today is {date} and the time is {time}. "
         "Answer in {language}, in at most {max_sentences} short sentences of plain spoken text, "
         "without lists or formatting. If you do not know the answer, say so."
+    )
+    examples: list[ExampleExchange] = Field(
+        default_factory=lambda: [
+            ExampleExchange(user="What is the capital of Italy?", assistant="The capital of Italy is Rome."),
+            ExampleExchange(user="How many legs does a spider have?", assistant="A spider has eight legs."),
+            ExampleExchange(
+                user="Who wrote Romeo and Juliet?", assistant="William Shakespeare wrote Romeo and Juliet."
+            ),
+        ]
     )
 
     @field_validator("system_prompt")
@@ -97,6 +113,7 @@ class LlmSettings(_Section):
     repeat_penalty: float = Field(1.1, ge=0.5, le=2.0)
     seed: int = Field(42, ge=-1)
     threads: int = Field(0, ge=0, le=256)
+    stop: list[str] = Field(default_factory=lambda: ["\n"])
 
     @field_validator("chat_format")
     @classmethod

@@ -23,6 +23,9 @@ OFFLINE_ENVIRONMENT = {
     "HF_DATASETS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "1",
+    # onnxruntime 1.32 on Linux sends usage telemetry to a Microsoft collector from a
+    # native thread, which the Python guard cannot see; this switch turns it off.
+    "ORT_DISABLE_TELEMETRY": "1",
 }
 _BLOCKED_FAMILIES = {socket.AF_INET, socket.AF_INET6}
 

@@ -111,17 +111,18 @@ class Agent:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
-    def reply_sentences(self, user_text: str) -> Iterator[str]:
+    def reply_sentences(self, user_text: str, should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
         """Generate the reply to `user_text`, yielding each sentence as soon as it is complete.
 
         Generation stops at the end of the model's turn, at a configured stop string,
-        after the persona's maximum number of sentences, or after `max_tokens`. An
-        unfinished last sentence is dropped unless it is the whole reply.
+        after the persona's maximum number of sentences, after `max_tokens`, or as soon
+        as `should_stop()` returns True. An unfinished last sentence is dropped unless
+        it is the whole reply.
         """
         sentences: list[str] = []
         buffer = SentenceBuffer()
         try:
-            for piece in self._generate(self.build_prompt(user_text)):
+            for piece in self._generate(self.build_prompt(user_text), should_stop):
                 for sentence in buffer.feed(piece):
                     sentences.append(sentence)
                     yield sentence
@@ -134,7 +135,7 @@ class Agent:
         finally:
             self._remember(user_text, " ".join(sentences))
 
-    def _generate(self, prompt: str) -> Iterator[str]:
+    def _generate(self, prompt: str, should_stop: Callable[[], bool]) -> Iterator[str]:
         """Stream the model's text until its turn ends or a stop string appears after the first words."""
         from llama_cpp import StoppingCriteriaList
 
@@ -153,6 +154,8 @@ class Agent:
         emitted = 0
         try:
             for chunk in stream:
+                if should_stop():
+                    return
                 text += chunk["choices"][0]["text"]
                 end = self._reply_end(text)
                 if end is not None:

@@ -43,7 +43,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings, config_path: Path) -> 
 
 
 async def run_daemon(args: argparse.Namespace, settings: Settings, config_path: Path) -> int:
-    from assistant.pipeline import Models, Pipeline
+    from assistant.pipeline import Pipeline
+    from assistant.stages import Models
 
     started = time.perf_counter()
     notifier = SystemdNotifier()

@@ -85,6 +85,7 @@ class WakeSettings(_Section):
     models: list[str] = Field(default_factory=lambda: ["hey_jarvis"], min_length=1)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     refractory_seconds: float = Field(2.0, ge=0.0, le=60.0)
+    barge_in_threshold: float = Field(0.8, gt=0.0, lt=1.0)
 
 
 class ListenSettings(_Section):
@@ -93,6 +94,7 @@ class ListenSettings(_Section):
     start_timeout_seconds: float = Field(4.0, gt=0.0, le=60.0)
     pre_roll_seconds: float = Field(0.3, ge=0.0, le=2.0)
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    follow_up_seconds: float = Field(3.0, ge=0.0, le=30.0)
 
 
 class SttSettings(_Section):

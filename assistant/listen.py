@@ -52,12 +52,14 @@ class CommandRecorder:
         self._vad = vad
         self.start()
 
-    def start(self, pre_roll: np.ndarray | None = None) -> None:
+    def start(self, pre_roll: np.ndarray | None = None, start_timeout_seconds: float | None = None) -> None:
         """Begin a command; `pre_roll` is audio heard just before the wake word fired.
 
         The pre-roll lets a command spoken in the same breath as the wake word keep
         its first syllable, but speech inside it does not start the command.
+        `start_timeout_seconds` replaces the configured wait for speech (follow-ups).
         """
+        self._start_timeout = start_timeout_seconds or self.settings.start_timeout_seconds
         self._vad.reset()
         self._chunks: list[np.ndarray] = []
         self._samples = 0
@@ -104,7 +106,7 @@ class CommandRecorder:
     def _check_end(self) -> Command | None:
         started = self._speech_windows >= _MIN_SPEECH_WINDOWS
         if not started:
-            if self.recorded_seconds >= self.settings.start_timeout_seconds:
+            if self.recorded_seconds >= self._start_timeout:
                 return self._build(EndReason.NO_SPEECH)
             return None
 

@@ -6,9 +6,13 @@ import datetime
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from assistant.chat_format import (
     END_OF_TURN_MARKERS,
@@ -25,6 +29,28 @@ from assistant.speakable import SentenceBuffer
 _LOGGER = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime.datetime]
+
+_USER_TEXT_SENTINEL = "\u2063USER\u2063"
+# Tokens that end an utterance when they follow the user's words.
+_UTTERANCE_END_TEXTS = (".", "?", "!", " ?", " !", "\n", "...", "…", "?\n", ".\n", "!\n", "。", "？", "！")
+
+# Tokens that carry the utterance on: a comma, a colon, a conjunction.
+_CONTINUATION_TEXTS = (",", ";", ":", " -", " and", " or", " but", " et", " ou", " mais")
+
+
+@dataclass(frozen=True)
+class TurnEstimate:
+    """Next-token probabilities after the user's words so far."""
+
+    #: Probability that a sentence end or a line break comes next.
+    end: float
+    #: Probability that a comma, colon or conjunction comes next.
+    continuation: float
+
+    def finished(self, min_end: float) -> bool:
+        """The words count as finished when an end is likely and at least as likely as going on."""
+        return self.end >= min_end and self.end >= self.continuation
+
 
 _SENTENCE_END_MARKS = ".!?…。！？\"'”’)»"
 
@@ -80,6 +106,8 @@ class Agent:
         override = None if settings.chat_format == "auto" else settings.chat_format
         self.prompt_format: PromptFormat = choose_format(self._llm.metadata, override)
         self._end_token_ids = self._find_end_token_ids()
+        self._utterance_end_token_ids = self._single_token_ids(_UTTERANCE_END_TEXTS)
+        self._continuation_token_ids = self._single_token_ids(_CONTINUATION_TEXTS)
         self._stop_strings = (*END_OF_TURN_MARKERS, *self.prompt_format.stop, *settings.stop)
         self.history: list[ChatMessage] = []
 
@@ -111,18 +139,83 @@ class Agent:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
-    def reply_sentences(self, user_text: str, should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    def prompt_before_user_text(self) -> str:
+        """Return the next turn's prompt up to where the user's words go."""
+        prompt = self.build_prompt(_USER_TEXT_SENTINEL)
+        return prompt[: prompt.index(_USER_TEXT_SENTINEL)]
+
+    def prime(self) -> None:
+        """Evaluate the persona's prompt now, so that the next reply only evaluates the user's words.
+
+        llama-cpp-python keeps the key/value cache of the last prompt and reuses its
+        longest common prefix, so the next turn starts from this point.
+        """
+        started = time.perf_counter()
+        self._llm.create_completion(self.prompt_before_user_text(), max_tokens=1, temperature=0.0)
+        _LOGGER.debug("Prompt prefix evaluated in %.2f s", time.perf_counter() - started)
+
+    def estimate_end_of_turn(self, text: str) -> TurnEstimate:
+        """Estimate whether `text` is a finished utterance, from the model's next-token distribution.
+
+        The model reads the words in the user's turn, without the final punctuation
+        Whisper adds. After "what time is it" a question mark is likely; after "my
+        fellow Americans" a comma is. The prompt is the next reply's prompt, so its
+        evaluation is reused by the reply.
+        """
+        words = text.strip().rstrip(".?!…。？！ ")
+        if not words:
+            return TurnEstimate(end=0.0, continuation=0.0)
+        captured: list[np.ndarray] = []
+
+        def capture(input_ids: Any, scores: np.ndarray) -> np.ndarray:
+            if not captured:
+                captured.append(np.array(scores, dtype=np.float64))
+            return scores
+
+        from llama_cpp import LogitsProcessorList
+
+        self._llm.create_completion(
+            self.prompt_before_user_text() + words,
+            max_tokens=1,
+            temperature=0.0,
+            logits_processor=LogitsProcessorList([capture]),
+        )
+        logits = captured[0]
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        return TurnEstimate(
+            end=float(probabilities[self._utterance_end_token_ids].sum()),
+            continuation=float(probabilities[self._continuation_token_ids].sum()),
+        )
+
+    def _single_token_ids(self, texts: Iterable[str]) -> np.ndarray:
+        ids = set()
+        for text in texts:
+            tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            if len(tokens) == 1:
+                ids.add(tokens[0])
+        return np.array(sorted(ids), dtype=np.int64)
+
+    def reply_sentences(
+        self,
+        user_text: str,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_first_text: Callable[[], None] | None = None,
+    ) -> Iterator[str]:
         """Generate the reply to `user_text`, yielding each sentence as soon as it is complete.
 
         Generation stops at the end of the model's turn, at a configured stop string,
         after the persona's maximum number of sentences, after `max_tokens`, or as soon
         as `should_stop()` returns True. An unfinished last sentence is dropped unless
-        it is the whole reply.
+        it is the whole reply. `on_first_text` is called when the first text arrives.
         """
         sentences: list[str] = []
         buffer = SentenceBuffer()
         try:
             for piece in self._generate(self.build_prompt(user_text), should_stop):
+                if on_first_text is not None and piece.strip():
+                    on_first_text()
+                    on_first_text = None
                 for sentence in buffer.feed(piece):
                     sentences.append(sentence)
                     yield sentence

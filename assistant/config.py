@@ -54,7 +54,7 @@ class PersonaSettings(_Section):
     max_sentences: int = Field(2, ge=1, le=20)
     system_prompt: str = (
         "You are {name}, a friendly voice assistant running offline on this computer. "
-        "Today is {date} and the time is {time}. "
+        "Today is {date}. "
         "Answer in {language}, in at most {max_sentences} short sentences of plain spoken text, "
         "without lists or formatting. If you do not know the answer, say so."
     )
@@ -89,7 +89,9 @@ class WakeSettings(_Section):
 
 
 class ListenSettings(_Section):
-    silence_seconds: float = Field(0.8, gt=0.0, le=10.0)
+    silence_seconds: float = Field(1.5, gt=0.0, le=10.0)
+    pause_seconds: float = Field(0.25, gt=0.0, le=5.0)
+    end_of_turn_probability: float = Field(0.1, ge=0.0, le=1.0)
     max_seconds: float = Field(10.0, gt=0.5, le=60.0)
     start_timeout_seconds: float = Field(4.0, gt=0.0, le=60.0)
     pre_roll_seconds: float = Field(0.3, ge=0.0, le=2.0)
@@ -116,6 +118,7 @@ class LlmSettings(_Section):
     seed: int = Field(42, ge=-1)
     threads: int = Field(0, ge=0, le=256)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
+    stream: bool = True
 
     @field_validator("chat_format")
     @classmethod

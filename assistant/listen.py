@@ -22,6 +22,7 @@ _TAIL_SECONDS = 0.2
 
 class EndReason(enum.Enum):
     SILENCE = "silence"
+    END_OF_TURN = "end_of_turn"
     MAX_LENGTH = "max_length"
     NO_SPEECH = "no_speech"
     INPUT_ENDED = "input_ended"
@@ -96,6 +97,22 @@ class CommandRecorder:
             self._windows += 1
 
         return self._check_end()
+
+    @property
+    def trailing_silence_seconds(self) -> float:
+        """Seconds of silence since the last speech window; 0 before speech started."""
+        if self._speech_windows < _MIN_SPEECH_WINDOWS or self._last_speech_window is None:
+            return 0.0
+        return (self._windows - 1 - self._last_speech_window) * WINDOW_SAMPLES / SAMPLE_RATE_HZ
+
+    @property
+    def speech_end_window(self) -> int | None:
+        """Index of the last speech window; it changes whenever the speaker goes on."""
+        return self._last_speech_window
+
+    def snapshot(self) -> Command:
+        """Return the command as it would be if speech had ended at the last speech window."""
+        return self._build(EndReason.END_OF_TURN)
 
     def finish(self) -> Command:
         """End the recording because the input ended."""

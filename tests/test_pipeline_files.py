@@ -101,9 +101,11 @@ def test_events_in_pipeline_order(wake_and_command):
 def test_speech_end_after_the_spoken_sentence(wake_and_command):
     events, _, _ = wake_and_command
     speech_end = events_named(events, "speech_end")[0]
-    # The sentence ends 2.0 + 0.3 + about 4.7 s into the input.
-    assert speech_end["reason"] == "silence"
-    assert 6.3 < speech_end["audio_time"] < 7.6
+    # The sentence ends 2.0 + 0.3 + about 4.9 s into the input; its words form a
+    # finished utterance, so the end-of-turn check ends the command before the
+    # long silence timeout.
+    assert speech_end["reason"] == "end_of_turn"
+    assert 6.8 < speech_end["audio_time"] < 7.6
 
 
 def test_output_wav_speaks_the_reply(wake_and_command, transcriber):
@@ -156,3 +158,15 @@ def test_wake_then_flac_at_44k_stereo_24bit(tmp_path):
     assert [wake["model"] for wake in events_named(events, "wake")] == ["hey_jarvis"]
     transcript = events_named(events, "transcript")[0]["text"]
     assert transcript.lower().startswith("and so my fellow americans"), transcript
+
+
+def test_realtime_paces_input(tmp_path):
+    input_path = write_wav(
+        tmp_path / "input.wav", silence(1.0), load_clip("wyoming_oww_hey_jarvis.16k.wav"), silence(1.0)
+    )
+    events, _, _ = run_files(tmp_path, input_path, "--realtime")
+    ready = events_named(events, "ready")[0]
+    wake = events_named(events, "wake")[0]
+    # Paced at 1x, a frame cannot be processed before it would have been captured.
+    assert wake["time"] - ready["time"] >= wake["audio_time"] - 0.05
+    assert events[-1]["time"] - ready["time"] >= 4.0 - 0.05

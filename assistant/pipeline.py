@@ -16,6 +16,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Awaitable
 from typing import Protocol
 
 import numpy as np
@@ -27,6 +28,7 @@ from assistant.listen import Command, CommandRecorder
 from assistant.phrases import phrase
 from assistant.speakable import to_speakable
 from assistant.stages import Models, Stage, in_stage
+from assistant.stt import Transcript
 from assistant.wake import WakeDetection
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,6 +91,9 @@ class Pipeline:
         self._audio_seconds = 0.0
         self._listen_start_seconds = 0.0
         self._follow_up = False
+        self._pause_check: asyncio.Task[None] | None = None
+        self._checked_speech_end: int | None = None
+        self._early_transcript: tuple[int | None, Transcript] | None = None
         self._turn: asyncio.Task[None] | None = None
         self._stop_generation = threading.Event()
         self._idle = asyncio.Event()
@@ -100,6 +105,7 @@ class Pipeline:
 
     async def run(self) -> None:
         """Process the source's frames; return once it ends and the last reply is done."""
+        self._prime_prompt()
         try:
             async for frame in self.source.frames():
                 self._audio_seconds += FRAME_SECONDS
@@ -110,6 +116,9 @@ class Pipeline:
             await self._finish_input()
         finally:
             await self._cancel_turn()
+            if self._pause_check is not None:
+                self._pause_check.cancel()
+                await asyncio.gather(self._pause_check, return_exceptions=True)
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -131,6 +140,8 @@ class Pipeline:
         if listening:
             if command is not None:
                 await self._start_turn(command)
+            elif self._pause_check_due():
+                await self._start_pause_check()
             return
 
         self._recent_frames.append(frame)
@@ -180,17 +191,63 @@ class Pipeline:
         self._follow_up = follow_up
         self._set_state(State.LISTENING)
 
+    # --- end of turn ---------------------------------------------------------------------
+
+    def _pause_check_due(self) -> bool:
+        """A pause after new speech, with no check running: time to look at the words."""
+        recorder = self._recorder
+        return (
+            recorder.trailing_silence_seconds >= self.settings.listen.pause_seconds
+            and recorder.speech_end_window != self._checked_speech_end
+            and (self._pause_check is None or self._pause_check.done())
+        )
+
+    async def _start_pause_check(self) -> None:
+        self._checked_speech_end = self._recorder.speech_end_window
+        check = self._check_pause(self._recorder.snapshot(), self._checked_speech_end)
+        if self.source.paced:
+            # Frames keep coming while Whisper and the model look at the words.
+            self._pause_check = asyncio.create_task(check, name="pause-check")
+        else:
+            await check
+
+    async def _check_pause(self, snapshot: Command, speech_end: int | None) -> None:
+        """Transcribe the command so far and end it now if the words form a finished utterance."""
+        try:
+            transcript = await self._stt_stage.run(self.models.stt.transcribe, snapshot.samples)
+            if self._recorder.speech_end_window != speech_end or self.state is not State.LISTENING:
+                return
+            self._early_transcript = (speech_end, transcript)
+            text = strip_wake_words(transcript.text, self._wake_words)
+            estimate = await self._llm_stage.run(self.models.agent.estimate_end_of_turn, text)
+            finished = estimate.finished(self.settings.listen.end_of_turn_probability)
+            self.events.emit(
+                "end_of_turn_check", text=text, end=round(estimate.end, 3),
+                continuation=round(estimate.continuation, 3), finished=finished,
+            )
+            if finished and self._recorder.speech_end_window == speech_end and self.state is State.LISTENING:
+                await self._start_turn(snapshot)
+        except Exception:  # noqa: BLE001 - the check only speeds things up; the silence timeout still ends the command
+            _LOGGER.exception("End-of-turn check failed; waiting for silence instead")
+
     # --- turns -------------------------------------------------------------------------
 
     async def _start_turn(self, command: Command) -> None:
+        transcript = None
+        if self._early_transcript is not None and self.settings.llm.stream:
+            speech_end, early = self._early_transcript
+            if speech_end == self._recorder.speech_end_window:
+                transcript = early
+        self._early_transcript = None
+        self._checked_speech_end = None
         self._set_state(State.THINKING)
         self._stop_generation.clear()
-        self._turn = asyncio.create_task(self._run_turn(command, self._follow_up), name="turn")
+        self._turn = asyncio.create_task(self._run_turn(command, self._follow_up, transcript), name="turn")
 
-    async def _run_turn(self, command: Command, follow_up: bool) -> None:
+    async def _run_turn(self, command: Command, follow_up: bool, transcript: Transcript | None) -> None:
         answered = False
         try:
-            answered = await self._answer(command, follow_up)
+            answered = await self._answer(command, follow_up, transcript)
         except asyncio.CancelledError:
             _LOGGER.info("Reply interrupted")
             self._turn = None
@@ -201,14 +258,18 @@ class Pipeline:
             await self._speak_phrase("error")
             self._play_earcon("error")
         self._turn = None
+        self._prime_prompt()
         if answered and self.settings.listen.follow_up_seconds > 0:
             self.events.emit("follow_up", seconds=self.settings.listen.follow_up_seconds)
             await self._start_listening(None, follow_up=True)
         else:
             self._set_state(State.IDLE)
 
-    async def _answer(self, command: Command, follow_up: bool) -> bool:
-        """Answer one command; return True when a reply was spoken."""
+    async def _answer(self, command: Command, follow_up: bool, transcript: Transcript | None) -> bool:
+        """Answer one command; return True when a reply was spoken.
+
+        `transcript` is the one made during the final pause, when it covers the command.
+        """
         if follow_up and not command.has_speech:
             return False
         speech_end = self._listen_start_seconds + command.speech_end_seconds
@@ -217,7 +278,8 @@ class Pipeline:
             _LOGGER.info("No speech after the wake word")
             return False
 
-        transcript = await self._stt_stage.run(self.models.stt.transcribe, command.samples)
+        if transcript is None:
+            transcript = await self._stt_stage.run(self.models.stt.transcribe, command.samples)
         text = strip_wake_words(transcript.text, self._wake_words)
         self.events.emit("transcript", text=text, language=transcript.language)
         if not text:
@@ -250,9 +312,12 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
 
+        def first_text() -> None:
+            loop.call_soon_threadsafe(self.events.emit, "reply_start")
+
         def generate() -> None:
             try:
-                for sentence in self.models.agent.reply_sentences(text, self._stop_generation.is_set):
+                for sentence in self.models.agent.reply_sentences(text, self._stop_generation.is_set, first_text):
                     loop.call_soon_threadsafe(sentences.put_nowait, sentence)
             finally:
                 loop.call_soon_threadsafe(sentences.put_nowait, None)
@@ -260,9 +325,16 @@ class Pipeline:
         generation = asyncio.ensure_future(self._llm_stage.run(generate))
         spoken: list[str] = []
         try:
+            if not self.settings.llm.stream:
+                # Sequential mode: the whole reply first, then all of its speech.
+                await generation
             while (sentence := await sentences.get()) is not None:
+                self.events.emit("sentence", index=len(spoken), text=sentence)
                 spoken.append(sentence)
-                await self._speak(sentence)
+                if self.settings.llm.stream:
+                    await self._speak(sentence)
+            if not self.settings.llm.stream and spoken:
+                await self._speak(" ".join(spoken))
             await generation
         finally:
             if not generation.done():
@@ -309,13 +381,42 @@ class Pipeline:
         finally:
             self._set_state(State.IDLE)
 
+    async def apply_settings(self, settings: Settings, models: Models | None = None) -> None:
+        """Switch to `settings`, and to reloaded `models` if given, once no turn is running.
+
+        A turn in progress finishes with the old persona and models. `models` must
+        keep the current voice activity detector, which the command recorder holds.
+        """
+        while not self._idle.is_set():
+            await self._idle.wait()
+        if models is not None:
+            self.models = models
+        self.settings = settings
+        self._recorder.settings = settings.listen
+        self.models.wake.settings = settings.wake
+        self.models.stt.settings = settings.stt
+        self.models.agent.settings = settings.llm
+        self.models.agent.persona = settings.persona
+        self._wake_words = _wake_words(settings.wake.models)
+        pre_roll_frames = max(1, round(settings.listen.pre_roll_seconds / FRAME_SECONDS))
+        if pre_roll_frames != self._recent_frames.maxlen:
+            self._recent_frames = collections.deque(self._recent_frames, maxlen=pre_roll_frames)
+
+    def _prime_prompt(self) -> None:
+        """Evaluate the next turn's prompt prefix in the background, so that replies start sooner."""
+        self._run_in_background(self._llm_stage.run(self.models.agent.prime), "prime-prompt")
+
+    def _run_in_background(self, coroutine: Awaitable[object], name: str) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda done: _log_failure(done, name))
+
     def _play_earcon(self, name: str) -> None:
         sound = self.earcons.sound(name) if self.earcons is not None else None
         if sound is None:
             return
-        task = asyncio.create_task(self.sink.play(*sound), name=f"earcon-{name}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._run_in_background(self.sink.play(*sound), f"earcon-{name}")
 
     # --- state -----------------------------------------------------------------------------
 
@@ -339,6 +440,11 @@ class Pipeline:
         await asyncio.gather(turn, return_exceptions=True)
         self._turn = None
         self.events.emit("interrupted")
+
+
+def _log_failure(task: asyncio.Future[object], name: str) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _LOGGER.error("Background task %s failed: %s", name, task.exception())
 
 
 def _wake_words(model_names: list[str]) -> set[str]:

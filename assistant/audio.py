@@ -124,12 +124,20 @@ class FileSource:
 
 
 class WavFileSink:
-    """Reply audio written to a 16-bit mono WAV file at the voice's sample rate."""
+    """Reply audio written to a 16-bit mono WAV file at the voice's sample rate.
 
-    def __init__(self, path: str | Path, sample_rate_hz: int) -> None:
+    With `realtime`, play() takes as long as the audio lasts, as a speaker would,
+    and stop() cuts the chunk being played.
+    """
+
+    _PACING_SECONDS = 0.05
+
+    def __init__(self, path: str | Path, sample_rate_hz: int, realtime: bool = False) -> None:
         self.path = Path(path)
         self.sample_rate_hz = sample_rate_hz
+        self.realtime = realtime
         self.samples_written = 0
+        self._stopped = False
         try:
             self._file = wave.open(str(self.path), "wb")
         except OSError as error:
@@ -142,14 +150,30 @@ class WavFileSink:
         if sample_rate_hz != self.sample_rate_hz:
             resampled = soxr.resample(to_float32(samples), sample_rate_hz, self.sample_rate_hz)
             samples = to_int16(resampled)
-        self._file.writeframes(samples.astype(np.int16).tobytes())
+        samples = samples.astype(np.int16)
+        if not self.realtime:
+            self._write(samples)
+            return
+
+        self._stopped = False
+        block = int(self.sample_rate_hz * self._PACING_SECONDS)
+        start = time.monotonic()
+        for offset in range(0, len(samples), block):
+            if self._stopped:
+                return
+            self._write(samples[offset:offset + block])
+            deadline = start + (offset + block) / self.sample_rate_hz
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+    def _write(self, samples: np.ndarray) -> None:
+        self._file.writeframes(samples.tobytes())
         self.samples_written += len(samples)
 
     async def drain(self) -> None:
         return None
 
     async def stop(self) -> None:
-        return None
+        self._stopped = True
 
     async def close(self) -> None:
         self._file.close()

@@ -92,7 +92,7 @@ class ListenSettings(_Section):
     silence_seconds: float = Field(1.5, gt=0.0, le=10.0)
     pause_seconds: float = Field(0.25, gt=0.0, le=5.0)
     end_of_turn_probability: float = Field(0.1, ge=0.0, le=1.0)
-    max_seconds: float = Field(10.0, gt=0.5, le=60.0)
+    max_seconds: float = Field(15.0, gt=0.5, le=60.0)
     start_timeout_seconds: float = Field(4.0, gt=0.0, le=60.0)
     pre_roll_seconds: float = Field(0.3, ge=0.0, le=2.0)
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)

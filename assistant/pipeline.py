@@ -240,6 +240,14 @@ class Pipeline:
                 transcript = early
         self._early_transcript = None
         self._checked_speech_end = None
+        if command.has_speech or not self._follow_up:
+            speech_end = self._listen_start_seconds + command.speech_end_seconds
+            self.events.emit(
+                "speech_end",
+                audio_time=round(speech_end, 3),
+                decided_audio_time=round(self._audio_seconds, 3),
+                reason=command.reason.value,
+            )
         self._set_state(State.THINKING)
         self._stop_generation.clear()
         self._turn = asyncio.create_task(self._run_turn(command, self._follow_up, transcript), name="turn")
@@ -270,10 +278,6 @@ class Pipeline:
 
         `transcript` is the one made during the final pause, when it covers the command.
         """
-        if follow_up and not command.has_speech:
-            return False
-        speech_end = self._listen_start_seconds + command.speech_end_seconds
-        self.events.emit("speech_end", audio_time=round(speech_end, 3), reason=command.reason.value)
         if not command.has_speech:
             _LOGGER.info("No speech after the wake word")
             return False
@@ -320,6 +324,7 @@ class Pipeline:
                 for sentence in self.models.agent.reply_sentences(text, self._stop_generation.is_set, first_text):
                     loop.call_soon_threadsafe(sentences.put_nowait, sentence)
             finally:
+                loop.call_soon_threadsafe(self.events.emit, "reply_end")
                 loop.call_soon_threadsafe(sentences.put_nowait, None)
 
         generation = asyncio.ensure_future(self._llm_stage.run(generate))

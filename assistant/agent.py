@@ -77,6 +77,24 @@ def _partial_match_length(text: str, markers: Iterable[str]) -> int:
     return longest
 
 
+def _set_abort_callback(llm: Any, should_abort: Callable[[], bool] | None) -> Any:
+    """Make llama.cpp poll `should_abort` during each decode, prompt evaluation included; None removes it.
+
+    The CPU backend calls it between graph nodes (about 440 times per decode call
+    for Gemma 3 270M with llama-cpp-python 0.3.36), so a stop request ends a long
+    prompt evaluation within milliseconds instead of after it. Returns the ctypes callback, which must stay
+    referenced while it is set.
+    """
+    import llama_cpp
+
+    if should_abort is None:
+        callback = llama_cpp.ggml_abort_callback(0)
+    else:
+        callback = llama_cpp.ggml_abort_callback(lambda _data: should_abort())
+    llama_cpp.llama_set_abort_callback(llm.ctx, callback, None)
+    return callback
+
+
 class Agent:
     """One conversation with a local chat model. Not thread-safe: one reply at a time."""
 
@@ -132,9 +150,24 @@ class Agent:
             preamble += [ChatMessage("user", example.user), ChatMessage("assistant", example.assistant)]
         while True:
             prompt = self.prompt_format.render([*preamble, *self.history, ChatMessage("user", user_text)])
-            if not self.history or self.count_tokens(prompt) + self.settings.max_tokens <= self.settings.context_tokens:
+            excess = self.count_tokens(prompt) + self.settings.max_tokens - self.settings.context_tokens
+            if excess <= 0:
                 return prompt
+            if not self.history:
+                return self.prompt_format.render([*preamble, ChatMessage("user", self._shorten(user_text, excess))])
             del self.history[:2]
+
+    def _shorten(self, text: str, excess_tokens: int) -> str:
+        """Drop the end of `text` so that the prompt loses `excess_tokens` tokens."""
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        keep = max(0, len(tokens) - excess_tokens - 1)
+        if keep == 0:
+            raise ValueError(
+                f"the persona's prompt and examples leave no room for the user's words in "
+                f"{self.settings.context_tokens} tokens; raise [llm] context_tokens or shorten the persona"
+            )
+        _LOGGER.warning("User text of %d tokens cut to %d to fit the context", len(tokens), keep)
+        return self._llm.detokenize(tokens[:keep]).decode("utf-8", errors="ignore")
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
@@ -245,6 +278,8 @@ class Agent:
         )
         text = ""
         emitted = 0
+        # Kept referenced until the finally clause removes it from the context.
+        abort_callback = _set_abort_callback(self._llm, should_stop)
         try:
             for chunk in stream:
                 if should_stop():
@@ -262,8 +297,14 @@ class Agent:
                     emitted = safe
             if len(text) > emitted:
                 yield text[emitted:]
+        except RuntimeError:
+            # llama-cpp-python raises "llama_decode returned 2" when the abort callback stopped a decode.
+            if should_stop():
+                return
+            raise
         finally:
             stream.close()
+            _set_abort_callback(self._llm, None)
 
     def _reply_end(self, text: str) -> int | None:
         """Return where the reply ends in `text`: at a turn marker or a stop string after the first words."""

@@ -14,8 +14,9 @@ from assistant.vad import WINDOW_SAMPLES, SileroVad
 # Windows below threshold minus this margin count as silence; the gap keeps a
 # probability that hovers around the threshold from flapping.
 _SILENCE_MARGIN = 0.15
-# Speech windows needed before the command counts as started (about 100 ms).
-_MIN_SPEECH_WINDOWS = 3
+# Speech windows needed before the command counts as started (about 250 ms), so
+# that the tail of the wake word or a short noise does not start a command.
+_MIN_SPEECH_WINDOWS = 8
 # Audio kept after the last speech window, so that a final consonant is not cut.
 _TAIL_SECONDS = 0.2
 

@@ -14,6 +14,7 @@ import enum
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Awaitable
@@ -27,7 +28,7 @@ from assistant.events import EventLog
 from assistant.listen import Command, CommandRecorder
 from assistant.phrases import phrase
 from assistant.speakable import to_speakable
-from assistant.stages import Models, Stage, in_stage
+from assistant.stages import Models, Stage, StageError, in_stage
 from assistant.stt import Transcript
 from assistant.wake import WakeDetection
 
@@ -56,6 +57,10 @@ class LocalSkills(Protocol):
 
 class Earcons(Protocol):
     def sound(self, name: str) -> tuple[np.ndarray, int] | None: ...
+
+
+class TooManyFailures(RuntimeError):
+    """Raised by Pipeline.run after the configured number of failed turns in a row."""
 
 
 class Pipeline:
@@ -95,6 +100,8 @@ class Pipeline:
         self._checked_speech_end: int | None = None
         self._early_transcript: tuple[int | None, Transcript] | None = None
         self._turn: asyncio.Task[None] | None = None
+        self._consecutive_failures = 0
+        self._fatal: TooManyFailures | None = None
         self._stop_generation = threading.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -113,7 +120,9 @@ class Pipeline:
                 if self._turn is not None and not self.source.paced:
                     # A file read as fast as possible waits for the reply, as a person would.
                     await asyncio.shield(self._turn)
+                self._raise_if_fatal()
             await self._finish_input()
+            self._raise_if_fatal()
         finally:
             await self._cancel_turn()
             if self._pause_check is not None:
@@ -261,10 +270,11 @@ class Pipeline:
             self._turn = None
             raise
         except Exception as error:  # noqa: BLE001 - a failed turn must leave the daemon listening
-            _LOGGER.exception("Turn failed")
-            self.events.emit("error", stage=getattr(error, "stage", "pipeline"), message=str(error))
+            self._record_failure(error)
             await self._speak_phrase("error")
             self._play_earcon("error")
+        else:
+            self._consecutive_failures = 0
         self._turn = None
         self._prime_prompt()
         if answered and self.settings.listen.follow_up_seconds > 0:
@@ -319,9 +329,20 @@ class Pipeline:
         def first_text() -> None:
             loop.call_soon_threadsafe(self.events.emit, "reply_start")
 
+        deadline = time.monotonic() + self.settings.llm.timeout_seconds
+        timed_out = threading.Event()
+
+        def should_stop() -> bool:
+            if self._stop_generation.is_set():
+                return True
+            if time.monotonic() > deadline:
+                timed_out.set()
+                return True
+            return False
+
         def generate() -> None:
             try:
-                for sentence in self.models.agent.reply_sentences(text, self._stop_generation.is_set, first_text):
+                for sentence in self.models.agent.reply_sentences(text, should_stop, first_text):
                     loop.call_soon_threadsafe(sentences.put_nowait, sentence)
             finally:
                 loop.call_soon_threadsafe(self.events.emit, "reply_end")
@@ -346,6 +367,10 @@ class Pipeline:
                 self._stop_generation.set()
                 await asyncio.gather(generation, return_exceptions=True)
 
+        if timed_out.is_set():
+            if not spoken:
+                raise StageError("llm", TimeoutError(f"no reply within {self.settings.llm.timeout_seconds} s"))
+            _LOGGER.warning("Reply cut after %.0f s of generation", self.settings.llm.timeout_seconds)
         if not spoken:
             spoken.append(phrase("no_answer", self.settings.persona.language))
             await self._speak(spoken[0])
@@ -422,6 +447,26 @@ class Pipeline:
         if sound is None:
             return
         self._run_in_background(self.sink.play(*sound), f"earcon-{name}")
+
+    # --- failures ----------------------------------------------------------------------------
+
+    def _record_failure(self, error: Exception) -> None:
+        stage = getattr(error, "stage", "pipeline")
+        self._consecutive_failures += 1
+        limit = self.settings.daemon.max_consecutive_failures
+        # The full traceback only at DEBUG: the message names the stage and the cause.
+        _LOGGER.error("Turn failed in the %s stage (%d in a row, limit %d): %s",
+                      stage, self._consecutive_failures, limit, error)
+        _LOGGER.debug("Turn failure details", exc_info=error)
+        self.events.emit("error", stage=stage, message=str(error))
+        if self._consecutive_failures >= limit:
+            self._fatal = TooManyFailures(
+                f"{self._consecutive_failures} turns failed in a row, the last in the {stage} stage: {error}"
+            )
+
+    def _raise_if_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
 
     # --- state -----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +17,67 @@ from assistant.models import resolve_whisper
 _LOGGER = logging.getLogger(__name__)
 
 
+# Phrases Whisper is known to make up from silence, noise or music, because its
+# training data held many subtitled videos; normalized (lowercase, no punctuation).
+KNOWN_HALLUCINATIONS = frozenset(
+    {
+        "thank you", "thank you very much", "thanks", "thanks for watching", "thank you for watching",
+        "thank you so much for watching", "please subscribe", "subscribe", "bye", "bye bye", "you",
+        "the end", "so", "okay", "oh", "hmm", "um", "uh", "silence", "music", "applause",
+        "subtitles by the amaraorg community", "merci", "merci davoir regardé", "merci de votre attention",
+        "sous-titres réalisés par la communauté damaraorg", "sous-titrage st 501", "abonnez-vous",
+    }
+)  # fmt: skip
+# Whisper marks non-speech sounds in brackets or with music notes.
+_NON_SPEECH_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫♬]+")
+# A known phrase is kept only with this much confidence that it was really said.
+_KEEP_KNOWN_MAX_NO_SPEECH = 0.1
+_KEEP_KNOWN_MIN_LOGPROB = -0.5
+
+
 @dataclass(frozen=True)
 class Transcript:
     text: str
     language: str
     #: Whisper's probability that the audio holds no speech, highest over the segments.
     no_speech_probability: float
+    #: Mean log probability of the tokens, lowest over the segments (0 is certain).
+    avg_logprob: float = 0.0
+    #: Text Whisper returned that was dropped as a likely hallucination.
+    dropped: str = ""
+
+
+def normalize_for_matching(text: str) -> str:
+    text = re.sub(r"[^\w\s-]", "", text.lower().replace("’", "'").replace("'", ""))
+    return " ".join(text.split())
+
+
+def drop_hallucination(transcript: Transcript) -> Transcript:
+    """Return the transcript with its text removed when it is most likely made up.
+
+    Sound descriptions ("[music]", "♪") always go; a phrase from KNOWN_HALLUCINATIONS
+    stays only when Whisper was confident that speech was there.
+    """
+    text = " ".join(_NON_SPEECH_RE.sub(" ", transcript.text).split())
+    confident = (
+        transcript.no_speech_probability <= _KEEP_KNOWN_MAX_NO_SPEECH
+        and transcript.avg_logprob >= _KEEP_KNOWN_MIN_LOGPROB
+    )
+    if normalize_for_matching(text) in KNOWN_HALLUCINATIONS and not confident:
+        text = ""
+    if not any(character.isalnum() for character in text):
+        text = ""
+    if text == transcript.text:
+        return transcript
+    _LOGGER.info("Dropped likely hallucination %r (no speech %.2f, log probability %.2f)",
+                 transcript.text, transcript.no_speech_probability, transcript.avg_logprob)
+    return Transcript(
+        text=text,
+        language=transcript.language,
+        no_speech_probability=transcript.no_speech_probability,
+        avg_logprob=transcript.avg_logprob,
+        dropped=transcript.text,
+    )
 
 
 class Transcriber:
@@ -67,4 +123,6 @@ class Transcriber:
         segments = list(segments)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         no_speech = max((segment.no_speech_prob for segment in segments), default=1.0)
-        return Transcript(text=text, language=info.language, no_speech_probability=no_speech)
+        logprob = min((segment.avg_logprob for segment in segments), default=-10.0)
+        transcript = Transcript(text=text, language=info.language, no_speech_probability=no_speech, avg_logprob=logprob)
+        return drop_hallucination(transcript)

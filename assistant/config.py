@@ -119,6 +119,7 @@ class LlmSettings(_Section):
     threads: int = Field(0, ge=0, le=256)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     stream: bool = True
+    timeout_seconds: float = Field(30.0, gt=0.0, le=600.0)
 
     @field_validator("chat_format")
     @classmethod
@@ -139,6 +140,17 @@ class TtsSettings(_Section):
 class AudioSettings(_Section):
     input_device: str | int = ""
     output_device: str | int = ""
+    # 0 picks the rate automatically.
+    input_rate_hz: int = Field(0, ge=0, le=384_000)
+    output_rate_hz: int = Field(0, ge=0, le=384_000)
+    earcons: bool = True
+    wake_sound: str = ""
+    done_sound: str = ""
+    error_sound: str = ""
+
+
+class DaemonSettings(_Section):
+    max_consecutive_failures: int = Field(3, ge=1, le=100)
 
 
 class Settings(BaseSettings):
@@ -158,6 +170,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -147,6 +147,8 @@ class Pipeline:
         listening = self.state is State.LISTENING
         detection, command = await self._audio_stage.run(self._hear, frame, listening)
         if listening:
+            if self.state is not State.LISTENING:
+                return  # an end-of-turn check ended the command while this frame was heard
             if command is not None:
                 await self._start_turn(command)
             elif self._pause_check_due():

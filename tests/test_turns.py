@@ -54,6 +54,15 @@ def test_one_wake_when_speech_follows_at_once(tmp_path):
     assert len(events_named(events, "wake")) == 1
 
 
+def test_command_in_the_same_breath_as_the_wake_word(tmp_path):
+    wake = load_clip(WAKE)[: int(1.3 * 16_000)]  # the wake phrase ends about 1.25 s in
+    command = load_clip(LEFT)[int(0.28 * 16_000):]  # speech starts about 0.3 s in
+    input_path = write_wav(tmp_path / "in.wav", wake, command, silence(2.0))
+    events = run(tmp_path, input_path)
+    assert len(events_named(events, "wake")) == 1
+    assert "confused complaint against the wizard" in events_named(events, "transcript")[0]["text"].lower()
+
+
 def test_first_audio_before_generation_ends(tmp_path):
     config = tmp_path / "config.toml"
     # Three-sentence examples, no line-break stop and greedy sampling make a reply of

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,9 +22,10 @@ from assistant.chat_format import (
     strip_stop_text,
 )
 from assistant.config import LlmSettings, PersonaSettings
-from assistant.models import resolve_gguf
+from assistant.models import EMBEDDED_GGUF, resolve_gguf
 from assistant.phrases import language_name, phrase
-from assistant.speakable import SentenceBuffer
+from assistant.speakable import SentenceBuffer, split_sentences
+from assistant.tools import CALL_MAX_TOKENS, NO_TOOL, NoArguments, Tool, ToolCall, ToolChooser
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -95,31 +96,47 @@ def _set_abort_callback(llm: Any, should_abort: Callable[[], bool] | None) -> An
     return callback
 
 
+class ToolReply(Protocol):
+    """What a tool returns: the text to speak, and an optional action ("forget")."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def action(self) -> str | None: ...
+
+
+class ToolBox(Protocol):
+    """The tools the model may call, such as assistant.skills.Skills."""
+
+    def tools(self) -> list[Tool]: ...
+
+    def run_tool(self, call: ToolCall) -> ToolReply: ...
+
+
 class Agent:
-    """One conversation with a local chat model. Not thread-safe: one reply at a time."""
+    """One conversation with a local chat model. Not thread-safe: one reply at a time.
+
+    The conversation keeps its exchanges until it has been idle for
+    `settings.conversation_idle_seconds` (measured on `monotonic`), or until reset().
+    `llm` is an already loaded llama_cpp.Llama to use in place of loading
+    `settings.model`.
+    """
 
     def __init__(
         self,
         settings: LlmSettings,
         persona: PersonaSettings,
         clock: Clock = datetime.datetime.now,
+        monotonic: Callable[[], float] = time.monotonic,
+        llm: Any | None = None,
     ) -> None:
-        from llama_cpp import Llama
-
         self.settings = settings
         self.persona = persona
         self._clock = clock
+        self._monotonic = monotonic
         self.model_path: Path = resolve_gguf(settings.model)
-        try:
-            self._llm = Llama(
-                model_path=str(self.model_path),
-                n_ctx=settings.context_tokens,
-                n_threads=settings.threads or (os.cpu_count() or 1),
-                seed=settings.seed if settings.seed >= 0 else 0xFFFFFFFF,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as error:
-            raise RuntimeError(f"cannot load language model {self.model_path}: {error}") from error
+        self._llm = llm if llm is not None else self._load(settings)
 
         override = None if settings.chat_format == "auto" else settings.chat_format
         self.prompt_format: PromptFormat = choose_format(self._llm.metadata, override)
@@ -128,6 +145,27 @@ class Agent:
         self._continuation_token_ids = self._single_token_ids(_CONTINUATION_TEXTS)
         self._stop_strings = (*END_OF_TURN_MARKERS, *self.prompt_format.stop, *settings.stop)
         self.history: list[ChatMessage] = []
+        self._last_exchange_end: float | None = None
+        self._toolbox: ToolBox | None = None
+        self._tool_chooser: ToolChooser | None = None
+
+    def _load(self, settings: LlmSettings) -> Any:
+        from llama_cpp import Llama
+
+        try:
+            return Llama(
+                model_path=str(self.model_path),
+                n_ctx=settings.context_tokens,
+                n_threads=settings.threads or (os.cpu_count() or 1),
+                seed=settings.seed if settings.seed >= 0 else 0xFFFFFFFF,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise RuntimeError(
+                f"cannot load language model {self.model_path}: {error}; the file may be truncated or corrupt, "
+                f"or its architecture unknown to this llama.cpp, so download it again or set [llm] model "
+                f"to '{EMBEDDED_GGUF}'"
+            ) from error
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -144,18 +182,43 @@ class Agent:
         )
 
     def build_prompt(self, user_text: str) -> str:
-        """Render the conversation, dropping the oldest exchanges until it fits the context."""
-        preamble = [ChatMessage("system", self.system_prompt())]
+        """Render the conversation so that it leaves `max_tokens` free in the context.
+
+        Counted with the model's own tokenizer. The oldest exchanges are dropped first,
+        then the persona's examples, then the end of the user's words; the system
+        prompt always stays. A conversation idle for longer than
+        conversation_idle_seconds starts anew.
+        """
+        self._expire_idle_conversation()
+        system = [ChatMessage("system", self.system_prompt())]
+        examples: list[ChatMessage] = []
         for example in self.persona.examples:
-            preamble += [ChatMessage("user", example.user), ChatMessage("assistant", example.assistant)]
+            examples += [ChatMessage("user", example.user), ChatMessage("assistant", example.assistant)]
         while True:
-            prompt = self.prompt_format.render([*preamble, *self.history, ChatMessage("user", user_text)])
+            prompt = self.prompt_format.render([*system, *examples, *self.history, ChatMessage("user", user_text)])
             excess = self.count_tokens(prompt) + self.settings.max_tokens - self.settings.context_tokens
             if excess <= 0:
                 return prompt
-            if not self.history:
-                return self.prompt_format.render([*preamble, ChatMessage("user", self._shorten(user_text, excess))])
-            del self.history[:2]
+            if self.history:
+                _LOGGER.debug("Dropping the oldest exchange to fit %d context tokens", self.settings.context_tokens)
+                del self.history[:2]
+            elif examples:
+                _LOGGER.warning("Dropping a persona example to fit %d context tokens", self.settings.context_tokens)
+                del examples[:2]
+            else:
+                shortened = self._shorten(user_text, excess)
+                return self.prompt_format.render([*system, ChatMessage("user", shortened)])
+
+    def _expire_idle_conversation(self) -> None:
+        if not self.history or self._last_exchange_end is None:
+            return
+        idle_seconds = self._monotonic() - self._last_exchange_end
+        if idle_seconds > self.settings.conversation_idle_seconds:
+            _LOGGER.info(
+                "Conversation idle for %.0f s (conversation_idle_seconds = %g): starting a new one",
+                idle_seconds, self.settings.conversation_idle_seconds,
+            )
+            self.reset()
 
     def _shorten(self, text: str, excess_tokens: int) -> str:
         """Drop the end of `text` so that the prompt loses `excess_tokens` tokens."""
@@ -241,7 +304,16 @@ class Agent:
         after the persona's maximum number of sentences, after `max_tokens`, or as soon
         as `should_stop()` returns True. An unfinished last sentence is dropped unless
         it is the whole reply. `on_first_text` is called when the first text arrives.
+
+        With tools (see use_tools), the model first chooses a tool; a chosen tool's
+        reply replaces the free reply.
         """
+        if self._tool_chooser is not None and not should_stop():
+            call = self.choose_tool(user_text)
+            if call.name != NO_TOOL:
+                yield from self._reply_with_tool(user_text, call, on_first_text)
+                return
+
         sentences: list[str] = []
         buffer = SentenceBuffer()
         try:
@@ -342,3 +414,61 @@ class Agent:
     def _remember(self, user_text: str, reply_text: str) -> None:
         self.history.append(ChatMessage("user", user_text))
         self.history.append(ChatMessage("assistant", reply_text or phrase("no_answer", self.persona.language)))
+        self._last_exchange_end = self._monotonic()
+
+    # --- tool calls ------------------------------------------------------------------------
+
+    def use_tools(self, toolbox: ToolBox) -> None:
+        """Let the model call `toolbox`'s tools before each reply ([llm] tools = "grammar").
+
+        Raises RuntimeError when the tool prompt does not fit the context.
+        """
+        chooser = ToolChooser(toolbox.tools(), no_tool_examples=("Who wrote Hamlet?", "Raconte-moi une blague"))
+        prompt = self.prompt_format.render(chooser.messages("x"))
+        needed = self.count_tokens(prompt) + CALL_MAX_TOKENS
+        if needed > self.settings.context_tokens:
+            raise RuntimeError(
+                f"the tool prompt needs {needed} tokens but [llm] context_tokens is {self.settings.context_tokens}; "
+                "raise context_tokens or set [llm] tools to \"local\""
+            )
+        self._toolbox = toolbox
+        self._tool_chooser = chooser
+
+    def choose_tool(self, user_text: str) -> ToolCall:
+        """Ask the model, held to the call schema by a grammar, which tool fulfils `user_text`.
+
+        Returns a NO_TOOL call when the model chose none, or when its call does not
+        parse: the grammar rules out malformed JSON, but a call cut at CALL_MAX_TOKENS
+        is incomplete.
+        """
+        if self._tool_chooser is None:
+            raise RuntimeError("no tools: call use_tools first")
+        started = time.perf_counter()
+        completion = self._llm.create_completion(
+            self.prompt_format.render(self._tool_chooser.messages(user_text)),
+            max_tokens=CALL_MAX_TOKENS,
+            temperature=0.0,
+            repeat_penalty=1.0,
+            grammar=self._tool_chooser.grammar(),
+        )
+        text = completion["choices"][0]["text"]
+        try:
+            call = self._tool_chooser.parse(text)
+        except ValueError as error:
+            _LOGGER.error("Tool call %r does not match the schema (%s); answering in words", text, error)
+            return ToolCall(NO_TOOL, NoArguments())
+        _LOGGER.info("Tool choice %s in %.2f s", text.strip(), time.perf_counter() - started)
+        return call
+
+    def _reply_with_tool(
+        self, user_text: str, call: ToolCall, on_first_text: Callable[[], None] | None
+    ) -> Iterator[str]:
+        assert self._toolbox is not None
+        reply = self._toolbox.run_tool(call)
+        if on_first_text is not None:
+            on_first_text()
+        if reply.action == "forget":
+            self.reset()
+        yield from split_sentences(reply.text)
+        if reply.action != "forget":
+            self._remember(user_text, reply.text)

@@ -124,6 +124,8 @@ class Pipeline:
             await self._finish_input()
             self._raise_if_fatal()
         finally:
+            # Aborts llama.cpp in the middle of a prompt evaluation too.
+            self._stop_generation.set()
             await self._cancel_turn()
             if self._pause_check is not None:
                 self._pause_check.cancel()
@@ -196,6 +198,8 @@ class Pipeline:
         await self._on_wake(detection, barge_in=True)
 
     async def _start_listening(self, pre_roll: np.ndarray | None, follow_up: bool) -> None:
+        # Any cancelled generation has ended by now; the pause checks must not see its stop request.
+        self._stop_generation.clear()
         timeout = self.settings.listen.follow_up_seconds if follow_up else None
         await self._audio_stage.run(self._recorder.start, pre_roll, timeout)
         self._listen_start_seconds = self._audio_seconds
@@ -230,7 +234,9 @@ class Pipeline:
                 return
             self._early_transcript = (speech_end, transcript)
             text = strip_wake_words(transcript.text, self._wake_words)
-            estimate = await self._llm_stage.run(self.models.agent.estimate_end_of_turn, text)
+            estimate = await self._llm_stage.run(
+                self.models.agent.estimate_end_of_turn, text, self._stop_generation.is_set
+            )
             finished = estimate.finished(self.settings.listen.end_of_turn_probability)
             self.events.emit(
                 "end_of_turn_check", text=text, end=round(estimate.end, 3),
@@ -436,7 +442,9 @@ class Pipeline:
 
     def _prime_prompt(self) -> None:
         """Evaluate the next turn's prompt prefix in the background, so that replies start sooner."""
-        self._run_in_background(self._llm_stage.run(self.models.agent.prime), "prime-prompt")
+        self._run_in_background(
+            self._llm_stage.run(self.models.agent.prime, self._stop_generation.is_set), "prime-prompt"
+        )
 
     def _run_in_background(self, coroutine: Awaitable[object], name: str) -> None:
         task = asyncio.ensure_future(coroutine)

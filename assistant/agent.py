@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -112,6 +113,21 @@ class ToolBox(Protocol):
     def tools(self) -> list[Tool]: ...
 
     def run_tool(self, call: ToolCall) -> ToolReply: ...
+
+
+@contextlib.contextmanager
+def _abortable(llm: Any, should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Let `should_stop` abort llama.cpp's decoding inside the block; an aborted call just ends it."""
+    callback = _set_abort_callback(llm, should_stop)
+    try:
+        yield
+    except RuntimeError:
+        # llama-cpp-python raises "llama_decode returned 2" when the abort callback stopped a decode.
+        if not should_stop():
+            raise
+    finally:
+        _set_abort_callback(llm, None)
+        del callback
 
 
 class Agent:
@@ -240,17 +256,18 @@ class Agent:
         prompt = self.build_prompt(_USER_TEXT_SENTINEL)
         return prompt[: prompt.index(_USER_TEXT_SENTINEL)]
 
-    def prime(self) -> None:
+    def prime(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Evaluate the persona's prompt now, so that the next reply only evaluates the user's words.
 
         llama-cpp-python keeps the key/value cache of the last prompt and reuses its
         longest common prefix, so the next turn starts from this point.
         """
         started = time.perf_counter()
-        self._llm.create_completion(self.prompt_before_user_text(), max_tokens=1, temperature=0.0)
+        with _abortable(self._llm, should_stop):
+            self._llm.create_completion(self.prompt_before_user_text(), max_tokens=1, temperature=0.0)
         _LOGGER.debug("Prompt prefix evaluated in %.2f s", time.perf_counter() - started)
 
-    def estimate_end_of_turn(self, text: str) -> TurnEstimate:
+    def estimate_end_of_turn(self, text: str, should_stop: Callable[[], bool] = lambda: False) -> TurnEstimate:
         """Estimate whether `text` is a finished utterance, from the model's next-token distribution.
 
         The model reads the words in the user's turn, without the final punctuation
@@ -270,12 +287,15 @@ class Agent:
 
         from llama_cpp import LogitsProcessorList
 
-        self._llm.create_completion(
-            self.prompt_before_user_text() + words,
-            max_tokens=1,
-            temperature=0.0,
-            logits_processor=LogitsProcessorList([capture]),
-        )
+        with _abortable(self._llm, should_stop):
+            self._llm.create_completion(
+                self.prompt_before_user_text() + words,
+                max_tokens=1,
+                temperature=0.0,
+                logits_processor=LogitsProcessorList([capture]),
+            )
+        if not captured:
+            return TurnEstimate(end=0.0, continuation=0.0)
         logits = captured[0]
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
@@ -350,33 +370,26 @@ class Agent:
         )
         text = ""
         emitted = 0
-        # Kept referenced until the finally clause removes it from the context.
-        abort_callback = _set_abort_callback(self._llm, should_stop)
-        try:
-            for chunk in stream:
-                if should_stop():
-                    return
-                text += chunk["choices"][0]["text"]
-                end = self._reply_end(text)
-                if end is not None:
-                    if end > emitted:
-                        yield text[emitted:end]
-                    return
-                # Hold back a tail that may be the start of a stop string.
-                safe = len(text) - _partial_match_length(text, self._stop_strings)
-                if safe > emitted:
-                    yield text[emitted:safe]
-                    emitted = safe
-            if len(text) > emitted:
-                yield text[emitted:]
-        except RuntimeError:
-            # llama-cpp-python raises "llama_decode returned 2" when the abort callback stopped a decode.
-            if should_stop():
-                return
-            raise
-        finally:
-            stream.close()
-            _set_abort_callback(self._llm, None)
+        with _abortable(self._llm, should_stop):
+            try:
+                for chunk in stream:
+                    if should_stop():
+                        return
+                    text += chunk["choices"][0]["text"]
+                    end = self._reply_end(text)
+                    if end is not None:
+                        if end > emitted:
+                            yield text[emitted:end]
+                        return
+                    # Hold back a tail that may be the start of a stop string.
+                    safe = len(text) - _partial_match_length(text, self._stop_strings)
+                    if safe > emitted:
+                        yield text[emitted:safe]
+                        emitted = safe
+                if len(text) > emitted:
+                    yield text[emitted:]
+            finally:
+                stream.close()
 
     def _reply_end(self, text: str) -> int | None:
         """Return where the reply ends in `text`: at a turn marker or a stop string after the first words."""

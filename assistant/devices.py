@@ -1,217 +1,302 @@
-"""Microphone and speaker through sounddevice (PortAudio).
+"""Sound devices through sounddevice (PortAudio): lookup, stream formats and listing.
 
-Devices that refuse 16 kHz capture or the voice's playback rate are opened at a
-rate they support, and audio is resampled with soxr.
+The microphone (assistant.microphone) and the speaker (assistant.speaker) open
+their streams through `PORTAUDIO`. PortAudio enumerates devices only when it
+initializes, so a device or a sound server that appears later is seen only
+after `PortAudioHost.reinitialize()`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
-import numpy as np
-import soxr
-
-from assistant.audio import FRAME_SAMPLES, SAMPLE_RATE_HZ, to_float32, to_int16
 from assistant.config import AudioSettings
 
-_LOGGER = logging.getLogger(__name__)
+# Rates tried, in this order, when a device rejects the pipeline's own rate and
+# its own default rate.
+COMMON_RATES_HZ = (48_000, 44_100, 32_000, 22_050, 16_000, 96_000, 8_000)
+SAMPLE_FORMAT = "int16"
+# PortAudio error codes (portaudio.h) that mean "not this format", after which
+# another rate or channel count may work: paInvalidChannelCount,
+# paInvalidSampleRate and paSampleFormatNotSupported.
+FORMAT_ERROR_CODES = frozenset({-9998, -9997, -9994})
 
-_QUEUE_MAX_FRAMES = 200  # 16 s of audio: a consumer that stalls longer loses frames
-_OVERFLOW_LOG_INTERVAL_SECONDS = 30.0
+NO_DEVICES_HINT = (
+    "is PulseAudio or PipeWire running for this user (a system service has no user session, "
+    "so it needs direct ALSA access), or is the user in the 'audio' group?"
+)
 
 
 class AudioDeviceError(Exception):
     """No usable sound device, or no sound server to reach."""
 
 
-def _sounddevice() -> Any:
-    try:
-        import sounddevice
-    except OSError as error:
-        raise AudioDeviceError(
-            f"PortAudio is not available ({error}); install it with `apt-get install libportaudio2`"
-        ) from error
-    return sounddevice
+class DeviceUnavailableError(AudioDeviceError):
+    """A listed device that cannot be opened now: gone, busy, or its sound server failed."""
 
 
-def find_device(spec: str | int, kind: str) -> int | None:
-    """Return the index of the device matching `spec` (index or name substring), or None for the default."""
-    sd = _sounddevice()
-    if spec == "" or spec is None:
-        return None
-    channels_key = "max_input_channels" if kind == "input" else "max_output_channels"
+class StreamUser(Protocol):
+    """An object that owns a PortAudio stream and can release it on request."""
+
+    def release_stream(self) -> None:
+        """Abort and close the stream (called with `PortAudioHost.lock` held)."""
+
+    def busy(self) -> bool:
+        """Return True while releasing the stream would cut audio that matters."""
+
+
+class PortAudioHost:
+    """The process's one PortAudio library, shared by every stream.
+
+    Pa_Terminate closes every open stream and leaves sounddevice's stream
+    objects pointing at freed memory, so reinitialize() first calls
+    release_stream() on each registered user. Open, start, stop and close streams
+    with `lock` held, so that no stream is used while PortAudio restarts.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._users: weakref.WeakSet[StreamUser] = weakref.WeakSet()
+        self._sounddevice: Any = None
+
+    def sounddevice(self) -> Any:
+        """Import sounddevice, which loads the PortAudio library."""
+        if self._sounddevice is None:
+            try:
+                import sounddevice
+            except OSError as error:
+                raise AudioDeviceError(
+                    f"PortAudio is not available ({error}); install it with `apt-get install libportaudio2`"
+                ) from error
+            self._sounddevice = sounddevice
+        return self._sounddevice
+
+    def register(self, user: StreamUser) -> None:
+        self._users.add(user)
+
+    def reinitialize(self, requester: StreamUser) -> bool:
+        """Restart PortAudio so that it lists the devices present now.
+
+        Returns False without restarting while another user is busy (a reply
+        is playing), because every stream is closed by the restart.
+        """
+        sd = self.sounddevice()
+        with self.lock:
+            others = [user for user in list(self._users) if user is not requester]
+            if any(user.busy() for user in others):
+                return False
+            for user in [requester, *others]:
+                user.release_stream()
+            sd._terminate()
+            sd._initialize()
+        return True
+
+
+PORTAUDIO = PortAudioHost()
+
+
+@dataclass(frozen=True)
+class Device:
+    """A PortAudio device picked for input or output."""
+
+    index: int
+    name: str
+    max_channels: int
+    default_rate_hz: int
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    rate_hz: int
+    channels: int
+
+
+def _channels_key(kind: str) -> str:
+    return "max_input_channels" if kind == "input" else "max_output_channels"
+
+
+def find_device(sd: Any, spec: str | int, kind: str) -> Device:
+    """Return the `kind` ("input" or "output") device that `spec` names.
+
+    `spec` is an index, a case-insensitive name substring (an exact name wins
+    over a substring) or "" for PortAudio's default device. Raises
+    AudioDeviceError saying what is missing and what to set.
+    """
+    key = _channels_key(kind)
+    setting = f"[audio] {kind}_device"
     devices = sd.query_devices()
-    if isinstance(spec, int) or str(spec).isdigit():
-        index = int(spec)
-        if index >= len(devices) or devices[index][channels_key] < 1:
-            raise AudioDeviceError(f"no {kind} device with index {index}; run `assistant devices` to list them")
-        return index
-    for index, device in enumerate(devices):
-        if str(spec).lower() in device["name"].lower() and device[channels_key] > 0:
-            return index
-    raise AudioDeviceError(f"no {kind} device whose name contains {spec!r}; run `assistant devices` to list them")
-
-
-def _supported_rate(sd: Any, device: int | None, kind: str, wanted_hz: int, channels: int) -> int:
-    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
-    try:
-        check(device=device, samplerate=wanted_hz, channels=channels, dtype="int16")
-        return wanted_hz
-    except sd.PortAudioError:
-        info = sd.query_devices(device, kind)
-        return int(info["default_samplerate"])
-
-
-class MicrophoneSource:
-    """Frames of 16 kHz mono int16 from an input device."""
-
-    paced = True
-
-    def __init__(self, device: str | int = "") -> None:
-        sd = _sounddevice()
-        try:
-            self.device = find_device(device, "input")
-            info = sd.query_devices(self.device, "input")
-        except sd.PortAudioError as error:
-            raise AudioDeviceError(f"no input device available: {error}; check the sound server and [audio] input_device") from error
-        self.channels = 1 if info["max_input_channels"] >= 1 else int(info["max_input_channels"])
-        self.rate_hz = _supported_rate(sd, self.device, "input", SAMPLE_RATE_HZ, self.channels)
-        self.name = info["name"]
-        self.overflows = 0
-        self._last_overflow_log = 0.0
-        self._resampler = None
-        if self.rate_hz != SAMPLE_RATE_HZ:
-            self._resampler = soxr.ResampleStream(self.rate_hz, SAMPLE_RATE_HZ, 1, dtype="float32")
-        self._stream: Any = None
-
-    async def frames(self) -> AsyncIterator[np.ndarray]:
-        sd = _sounddevice()
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=_QUEUE_MAX_FRAMES)
-
-        def on_audio(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-            if status.input_overflow:
-                self.overflows += 1
-            loop.call_soon_threadsafe(_put_dropping_oldest, queue, indata[:, 0].copy())
-
-        block = round(FRAME_SAMPLES * self.rate_hz / SAMPLE_RATE_HZ)
-        self._stream = sd.InputStream(
-            device=self.device, samplerate=self.rate_hz, channels=self.channels,
-            dtype="int16", blocksize=block, callback=on_audio,
+    if len(devices) == 0:
+        raise AudioDeviceError(
+            f"no {kind} device: PortAudio lists no sound devices; {NO_DEVICES_HINT} "
+            f"Then run `assistant devices` and set {setting}"
         )
-        self._stream.start()
-        _LOGGER.info("Capturing from %r at %d Hz", self.name, self.rate_hz)
-        pending = np.zeros(0, dtype=np.int16)
+    usable = [index for index, device in enumerate(devices) if device[key] > 0]
+    if not usable:
+        raise AudioDeviceError(
+            f"no {kind} device: PortAudio lists {len(devices)} devices, none with {kind} channels; "
+            f"connect one, then run `assistant devices` and set {setting}"
+        )
+
+    if spec == "" or spec is None:
+        index = _default_index(sd, kind)
+        if index < 0 or index not in usable:
+            raise AudioDeviceError(
+                f"no default {kind} device: PortAudio has none; "
+                f"set {setting} to a name or index listed by `assistant devices`"
+            )
+    elif isinstance(spec, int) or str(spec).strip().isdigit():
+        index = int(spec)
+        if index not in usable:
+            raise AudioDeviceError(
+                f"no {kind} device with index {index}; run `assistant devices` and fix {setting}"
+            )
+    else:
+        query = str(spec).lower()
+        exact = [index for index in usable if devices[index]["name"].lower() == query]
+        partial = [index for index in usable if query in devices[index]["name"].lower()]
+        if not exact and not partial:
+            raise AudioDeviceError(
+                f"no {kind} device whose name contains {spec!r}; run `assistant devices` and fix {setting}"
+            )
+        index = (exact or partial)[0]
+
+    device = devices[index]
+    return Device(index, device["name"], int(device[key]), int(device["default_samplerate"]))
+
+
+def _default_index(sd: Any, kind: str) -> int:
+    default = sd.default.device
+    return int(default[0] if kind == "input" else default[1])
+
+
+def channel_counts(max_channels: int, kind: str) -> list[int]:
+    """List the channel counts to try, best first.
+
+    Input prefers two channels, averaged into one, so that a stereo microphone
+    is heard on both sides. Output prefers mono, copied to every channel when a
+    device refuses mono.
+    """
+    preferred = [min(max_channels, 2), 1] if kind == "input" else [1, min(max_channels, 2)]
+    return list(dict.fromkeys(count for count in [*preferred, max_channels] if count >= 1))
+
+
+def candidate_rates(preferred_rate_hz: int, device_rate_hz: int, forced_rate_hz: int = 0) -> list[int]:
+    """List the sample rates to try: `forced_rate_hz` alone, or the preferred, the device's, then common ones."""
+    if forced_rate_hz:
+        return [forced_rate_hz]
+    return list(dict.fromkeys(rate for rate in (preferred_rate_hz, device_rate_hz, *COMMON_RATES_HZ) if rate > 0))
+
+
+def choose_format(
+    rates_hz: list[int], channels: list[int], accepts: Callable[[int, int], bool]
+) -> StreamFormat | None:
+    """Return the first (rate, channel count) that `accepts` takes, trying every channel count per rate."""
+    for rate in rates_hz:
+        for count in channels:
+            if accepts(rate, count):
+                return StreamFormat(rate, count)
+    return None
+
+
+def negotiate_format(
+    sd: Any, device: Device, kind: str, preferred_rate_hz: int, forced_rate_hz: int = 0
+) -> StreamFormat:
+    """Pick the rate and channel count to open `device` with, asking PortAudio what it accepts."""
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    errors: list[str] = []
+
+    def accepts(rate_hz: int, channels: int) -> bool:
         try:
-            while True:
-                chunk = await queue.get()
-                self._log_overflows()
-                if self._resampler is not None:
-                    chunk = to_int16(self._resampler.resample_chunk(to_float32(chunk)))
-                pending = np.concatenate([pending, chunk])
-                while len(pending) >= FRAME_SAMPLES:
-                    yield pending[:FRAME_SAMPLES]
-                    pending = pending[FRAME_SAMPLES:]
-        finally:
-            await self.close()
-
-    def _log_overflows(self) -> None:
-        now = time.monotonic()
-        if self.overflows and now - self._last_overflow_log >= _OVERFLOW_LOG_INTERVAL_SECONDS:
-            _LOGGER.warning("Input overflowed %d times so far: audio was lost; the CPU may be overloaded", self.overflows)
-            self._last_overflow_log = now
-
-    async def close(self) -> None:
-        if self._stream is not None:
-            self._stream.abort()
-            self._stream.close()
-            self._stream = None
-
-
-def _put_dropping_oldest(queue: asyncio.Queue[np.ndarray], item: np.ndarray) -> None:
-    if queue.full():
-        queue.get_nowait()
-    queue.put_nowait(item)
-
-
-class SpeakerSink:
-    """Reply audio played on an output device; stop() silences it at once."""
-
-    def __init__(self, device: str | int = "") -> None:
-        sd = _sounddevice()
-        try:
-            self.device = find_device(device, "output")
-            info = sd.query_devices(self.device, "output")
+            check(device=device.index, samplerate=rate_hz, channels=channels, dtype=SAMPLE_FORMAT)
         except sd.PortAudioError as error:
-            raise AudioDeviceError(f"no output device available: {error}; check the sound server and [audio] output_device") from error
-        self.name = info["name"]
-        self._stream: Any = None
-        self._stream_rate_hz = 0
-        self._stopped = False
+            code = error.args[1] if len(error.args) > 1 else None
+            if code not in FORMAT_ERROR_CODES:
+                # The device itself failed (gone, busy, server unreachable): no other format helps.
+                raise DeviceUnavailableError(f"cannot open {kind} device {device.name!r}: {error}") from error
+            errors.append(str(error))
+            return False
+        except ValueError as error:
+            errors.append(str(error))
+            return False
+        return True
 
-    def _open(self, sample_rate_hz: int) -> None:
-        sd = _sounddevice()
-        rate = _supported_rate(sd, self.device, "output", sample_rate_hz, 1)
-        self._stream = sd.OutputStream(device=self.device, samplerate=rate, channels=1, dtype="int16")
-        self._stream.start()
-        self._stream_rate_hz = rate
-        _LOGGER.info("Playing to %r at %d Hz", self.name, rate)
+    rates = candidate_rates(preferred_rate_hz, device.default_rate_hz, forced_rate_hz)
+    counts = channel_counts(device.max_channels, kind)
+    chosen = choose_format(rates, counts, accepts)
+    if chosen is None:
+        fix = f"set [audio] {kind}_rate_hz to a rate it supports" if forced_rate_hz else "choose another device"
+        raise AudioDeviceError(
+            f"{kind} device {device.name!r} accepts none of the rates {rates} Hz with {counts} channels "
+            f"as 16-bit samples (last error: {errors[-1] if errors else 'none'}); {fix}"
+        )
+    return chosen
 
-    async def play(self, samples: np.ndarray, sample_rate_hz: int) -> None:
-        if self._stream is None:
-            await asyncio.to_thread(self._open, sample_rate_hz)
-        self._stopped = False
-        if self._stream_rate_hz != sample_rate_hz:
-            samples = to_int16(soxr.resample(to_float32(samples), sample_rate_hz, self._stream_rate_hz))
-        await asyncio.to_thread(self._write, samples)
 
-    def _write(self, samples: np.ndarray) -> None:
-        block = self._stream_rate_hz // 20  # 50 ms, so that stop() takes effect quickly
-        for start in range(0, len(samples), block):
-            if self._stopped or self._stream is None:
-                return
-            self._stream.write(np.ascontiguousarray(samples[start:start + block]))
+class RetryDelay:
+    """Delays between attempts to reopen a device: `initial` seconds, doubling up to `maximum`."""
 
-    async def drain(self) -> None:
-        return None
+    def __init__(self, initial: float = 0.5, maximum: float = 5.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
 
-    async def stop(self) -> None:
-        self._stopped = True
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay
 
-    async def close(self) -> None:
-        self._stopped = True
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            await asyncio.to_thread(stream.close)
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+class LogThrottle:
+    """Allow one log line per `interval_seconds`, so that a repeated problem does not flood the log."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval_seconds = interval_seconds
+        self._last = -float("inf")
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.interval_seconds:
+            return False
+        self._last = now
+        return True
+
+    def reset(self) -> None:
+        self._last = -float("inf")
 
 
 def list_devices(settings: AudioSettings) -> str:
-    """Describe every sound device, marking with '<' the ones the configuration selects."""
-    sd = _sounddevice()
-    try:
-        devices = sd.query_devices()
-        selected_input = find_device(settings.input_device, "input")
-        selected_output = find_device(settings.output_device, "output")
-        default_input, default_output = sd.default.device
-    except sd.PortAudioError as error:
-        raise AudioDeviceError(f"cannot list sound devices: {error}") from error
+    """Describe every sound device, marking with '<' the ones the configuration selects.
 
-    selected_input = default_input if selected_input is None else selected_input
-    selected_output = default_output if selected_output is None else selected_output
+    Raises AudioDeviceError when PortAudio lists no device at all.
+    """
+    sd = PORTAUDIO.sounddevice()
+    devices = sd.query_devices()
+    if len(devices) == 0:
+        raise AudioDeviceError(f"PortAudio lists no sound devices; {NO_DEVICES_HINT}")
+
+    marks: dict[int, list[str]] = {}
+    problems = []
+    for kind, spec in (("input", settings.input_device), ("output", settings.output_device)):
+        try:
+            index = find_device(sd, spec, kind).index
+        except AudioDeviceError as error:
+            problems.append(str(error))
+            continue
+        marks.setdefault(index, []).append(kind)
+
     lines = [f"{'index':>5}  {'in':>3} {'out':>3}  {'rate Hz':>8}  name"]
     for index, device in enumerate(devices):
-        marks = []
-        if index == selected_input:
-            marks.append("input")
-        if index == selected_output:
-            marks.append("output")
-        mark = f"  < {' and '.join(marks)}" if marks else ""
+        mark = f"  < {' and '.join(marks[index])}" if index in marks else ""
         lines.append(
             f"{index:>5}  {device['max_input_channels']:>3} {device['max_output_channels']:>3}  "
             f"{int(device['default_samplerate']):>8}  {device['name']}{mark}"
         )
+    lines.extend(problems)
     return "\n".join(lines)

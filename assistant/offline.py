@@ -24,7 +24,7 @@ OFFLINE_ENVIRONMENT = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "1",
     # onnxruntime 1.32 on Linux sends usage telemetry to a Microsoft collector from a
-    # native thread, which the Python guard cannot see; this switch turns it off.
+    # native thread, where the Python guard cannot see it. This switch turns it off.
     "ORT_DISABLE_TELEMETRY": "1",
 }
 _BLOCKED_FAMILIES = {socket.AF_INET, socket.AF_INET6}
@@ -39,25 +39,25 @@ _original_getaddrinfo = socket.getaddrinfo
 _original_gethostbyname = socket.gethostbyname
 _original_gethostbyname_ex = socket.gethostbyname_ex
 _installed = False
-refused_attempts = 0
+rejected_attempts = 0
 
 
-def _refuse(what: str) -> NetworkAccessError:
-    global refused_attempts
-    refused_attempts += 1
+def _reject(attempt: str) -> NetworkAccessError:
+    global rejected_attempts
+    rejected_attempts += 1
     stack = "".join(traceback.format_stack(limit=12)[:-2])
-    _LOGGER.error("Network access rejected: %s; the daemon runs offline. Stack:\n%s", what, stack)
-    return NetworkAccessError(f"network access is disabled in this process ({what})")
+    _LOGGER.error("Network access rejected: %s; the daemon runs offline. Stack:\n%s", attempt, stack)
+    return NetworkAccessError(f"network access is disabled in this process ({attempt})")
 
 
 def _guarded_socket_init(self: socket.socket, family: Any = -1, type: Any = -1, proto: int = -1, fileno: Any = None) -> None:
     if fileno is None and family in _BLOCKED_FAMILIES:
-        raise _refuse(f"socket family {socket.AddressFamily(family).name}")
+        raise _reject(f"socket family {socket.AddressFamily(family).name}")
     _original_socket_init(self, family, type, proto, fileno)
 
 
 def _guarded_lookup(*args: Any, **kwargs: Any) -> Any:
-    raise _refuse(f"name lookup of {args[0] if args else kwargs.get('host')!r}")
+    raise _reject(f"name lookup of {args[0] if args else kwargs.get('host')!r}")
 
 
 def install_network_guard() -> None:

@@ -47,7 +47,7 @@ class LocalReply:
     """A reply from a local skill, given without asking the language model."""
 
     text: str
-    #: "stop" silences the reply, "repeat" says the last reply again, "forget" resets the conversation.
+    #: "stop" silences the reply, "repeat" speaks the last reply again, "forget" resets the conversation.
     action: str | None = None
 
 
@@ -209,7 +209,7 @@ class Pipeline:
     # --- end of turn ---------------------------------------------------------------------
 
     def _pause_check_due(self) -> bool:
-        """A pause after new speech, with no check running: time to look at the words."""
+        """Return True after a pause that follows new speech, when no check is running."""
         recorder = self._recorder
         return (
             recorder.trailing_silence_seconds >= self.settings.listen.pause_seconds

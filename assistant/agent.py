@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import logging
 import os
 import re
@@ -98,7 +99,7 @@ def _set_abort_callback(llm: Any, should_abort: Callable[[], bool] | None) -> An
 
 
 class ToolReply(Protocol):
-    """What a tool returns: the text to speak, and an optional action ("forget")."""
+    """The result of a tool call: the text to speak, and an optional action ("forget")."""
 
     @property
     def text(self) -> str: ...
@@ -164,6 +165,7 @@ class Agent:
         self._last_exchange_end: float | None = None
         self._toolbox: ToolBox | None = None
         self._tool_chooser: ToolChooser | None = None
+        self._tool_llm: Any | None = None
 
     def _load(self, settings: LlmSettings) -> Any:
         from llama_cpp import Llama
@@ -265,6 +267,10 @@ class Agent:
         started = time.perf_counter()
         with _abortable(self._llm, should_stop):
             self._llm.create_completion(self.prompt_before_user_text(), max_tokens=1, temperature=0.0)
+        # llama-cpp-python 0.3.36 leaves each call's sampler buffers (about 3 MB with this
+        # 262k-token vocabulary) in reference cycles that only the cyclic collector frees,
+        # and it seldom runs here; prime() runs once per turn, between replies.
+        gc.collect()
         _LOGGER.debug("Prompt prefix evaluated in %.2f s", time.perf_counter() - started)
 
     def estimate_end_of_turn(self, text: str, should_stop: Callable[[], bool] = lambda: False) -> TurnEstimate:
@@ -329,7 +335,9 @@ class Agent:
         reply replaces the free reply.
         """
         if self._tool_chooser is not None and not should_stop():
-            call = self.choose_tool(user_text)
+            call = self.choose_tool(user_text, should_stop)
+            if should_stop():
+                return
             if call.name != NO_TOOL:
                 yield from self._reply_with_tool(user_text, call, on_first_text)
                 return
@@ -434,37 +442,42 @@ class Agent:
     def use_tools(self, toolbox: ToolBox) -> None:
         """Let the model call `toolbox`'s tools before each reply ([llm] tools = "grammar").
 
-        Raises RuntimeError when the tool prompt does not fit the context.
+        Tool calls run in a second llama.cpp context on the same model file, whose
+        weights llama.cpp maps into memory once for both. The tool prompt, evaluated
+        here, then stays in that context's cache between turns, and the chat context
+        keeps its own. Raises RuntimeError when the tool prompt does not fit the
+        context or the second context cannot be created.
         """
         chooser = ToolChooser(toolbox.tools(), no_tool_examples=("Who wrote Hamlet?", "Raconte-moi une blague"))
-        prompt = self.prompt_format.render(chooser.messages("x"))
+        prompt = self.prompt_format.render(chooser.messages(_USER_TEXT_SENTINEL))
         needed = self.count_tokens(prompt) + CALL_MAX_TOKENS
         if needed > self.settings.context_tokens:
             raise RuntimeError(
                 f"the tool prompt needs {needed} tokens but [llm] context_tokens is {self.settings.context_tokens}; "
                 "raise context_tokens or set [llm] tools to \"local\""
             )
+        tool_llm = self._load(self.settings)
+        started = time.perf_counter()
+        prefix = prompt[: prompt.index(_USER_TEXT_SENTINEL)]
+        tool_llm.create_completion(prefix, max_tokens=1, temperature=0.0)
+        _LOGGER.info("Tool prompt of %d tokens evaluated in %.2f s", needed - CALL_MAX_TOKENS,
+                     time.perf_counter() - started)
         self._toolbox = toolbox
         self._tool_chooser = chooser
+        self._tool_llm = tool_llm
 
-    def choose_tool(self, user_text: str) -> ToolCall:
-        """Ask the model, held to the call schema by a grammar, which tool fulfils `user_text`.
+    def choose_tool(self, user_text: str, should_stop: Callable[[], bool] = lambda: False) -> ToolCall:
+        """Ask the model which tool fulfils `user_text`; see generate_tool_call.
 
-        Returns a NO_TOOL call when the model chose none, or when its call does not
-        parse: the grammar rules out malformed JSON, but a call cut at CALL_MAX_TOKENS
-        is incomplete.
+        Returns a NO_TOOL call when the model chose none, when `should_stop()`
+        aborted the call, or when its call does not parse: the grammar rules out
+        malformed JSON, but a call cut at CALL_MAX_TOKENS is incomplete.
         """
-        if self._tool_chooser is None:
-            raise RuntimeError("no tools: call use_tools first")
         started = time.perf_counter()
-        completion = self._llm.create_completion(
-            self.prompt_format.render(self._tool_chooser.messages(user_text)),
-            max_tokens=CALL_MAX_TOKENS,
-            temperature=0.0,
-            repeat_penalty=1.0,
-            grammar=self._tool_chooser.grammar(),
-        )
-        text = completion["choices"][0]["text"]
+        text = self.generate_tool_call(user_text, should_stop)
+        assert self._tool_chooser is not None
+        if text is None:
+            return ToolCall(NO_TOOL, NoArguments())
         try:
             call = self._tool_chooser.parse(text)
         except ValueError as error:
@@ -472,6 +485,29 @@ class Agent:
             return ToolCall(NO_TOOL, NoArguments())
         _LOGGER.info("Tool choice %s in %.2f s", text.strip(), time.perf_counter() - started)
         return call
+
+    def generate_tool_call(self, user_text: str, should_stop: Callable[[], bool] = lambda: False) -> str | None:
+        """Return the model's JSON tool call for `user_text`, sampled greedily under the call grammar.
+
+        Returns None when `should_stop()` aborted the generation.
+        """
+        if self._tool_chooser is None or self._tool_llm is None:
+            raise RuntimeError("no tools: call use_tools first")
+        completion = None
+        with _abortable(self._tool_llm, should_stop):
+            completion = self._tool_llm.create_completion(
+                self.prompt_format.render(self._tool_chooser.messages(user_text)),
+                max_tokens=CALL_MAX_TOKENS,
+                temperature=0.0,
+                repeat_penalty=1.0,
+                grammar=self._tool_chooser.grammar(),
+            )
+        return None if completion is None else completion["choices"][0]["text"]
+
+    @property
+    def tool_chooser(self) -> ToolChooser | None:
+        """The schema and prompt of tool calls, once use_tools was called."""
+        return self._tool_chooser
 
     def _reply_with_tool(
         self, user_text: str, call: ToolCall, on_first_text: Callable[[], None] | None

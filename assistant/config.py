@@ -6,7 +6,7 @@ import contextvars
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -120,6 +120,9 @@ class LlmSettings(_Section):
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     stream: bool = True
     timeout_seconds: float = Field(30.0, gt=0.0, le=600.0)
+    # A conversation idle this long starts anew; 0 makes every request a new one.
+    conversation_idle_seconds: float = Field(300.0, ge=0.0, le=86400.0)
+    tools: Literal["off", "local", "grammar"] = "local"
 
     @field_validator("chat_format")
     @classmethod
@@ -147,6 +150,14 @@ class AudioSettings(_Section):
     wake_sound: str = ""
     done_sound: str = ""
     error_sound: str = ""
+
+    @field_validator("input_device", "output_device", mode="before")
+    @classmethod
+    def _device_name_or_index(cls, value: Any) -> Any:
+        # Checked before the str | int union, which would report one error per member.
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError('expected a device name (string), an index (integer) or "" for the default')
+        return value
 
 
 class DaemonSettings(_Section):
@@ -253,9 +264,18 @@ def describe_validation_error(error: ValidationError) -> list[str]:
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"])
         message = item["msg"]
+        if item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
+            tables = ", ".join(f"[{name}]" for name in Settings.model_fields)
+            problems.append(f"[{key}]: unknown table; remove it or check its spelling (the tables are {tables})")
+            continue
         if item["type"] == "extra_forbidden":
             problems.append(f"{key}: unknown key; remove it or check its spelling and table")
             continue
+        if item["type"] == "missing":
+            problems.append(f"{key}: required key missing; add it")
+            continue
+        if item["type"] == "model_type":
+            message = "expected a table of keys"
         value = _short_repr(item.get("input"))
         env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p).upper() for p in item["loc"])
         origin = f" (from ${env_name})" if env_name in os.environ else ""

@@ -57,8 +57,9 @@ class CommandRecorder:
     def start(self, pre_roll: np.ndarray | None = None, start_timeout_seconds: float | None = None) -> None:
         """Begin a command; `pre_roll` is audio heard just before the wake word fired.
 
-        The pre-roll lets a command spoken in the same breath as the wake word keep
-        its first syllable, but speech inside it does not start the command.
+        The voice activity detector reads the pre-roll first, so that it starts the
+        command in its usual state, but speech inside it neither starts the command
+        nor goes to speech recognition.
         `start_timeout_seconds` replaces the configured wait for speech (follow-ups).
         """
         self._start_timeout = start_timeout_seconds or self.settings.start_timeout_seconds
@@ -143,8 +144,10 @@ class CommandRecorder:
             return Command(samples=np.zeros(0, dtype=np.int16), reason=EndReason.NO_SPEECH,
                            speech_end_seconds=self.recorded_seconds)
 
+        # The pre-roll reaches back from the start of speech, but never into the audio
+        # before the wake word fired: Whisper would hear the wake phrase's tail.
         pre_roll = int(self.settings.pre_roll_seconds * SAMPLE_RATE_HZ)
-        begin = max(0, self._first_speech_window * WINDOW_SAMPLES - pre_roll)
+        begin = max(self._origin_samples, self._first_speech_window * WINDOW_SAMPLES - pre_roll)
         speech_end = (self._last_speech_window + 1) * WINDOW_SAMPLES
         end = min(len(audio), speech_end + int(_TAIL_SECONDS * SAMPLE_RATE_HZ))
         return Command(

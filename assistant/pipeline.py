@@ -325,6 +325,8 @@ class Pipeline:
         if local.action == "forget":
             self.models.agent.reset()
         text = self.last_reply if local.action == "repeat" and self.last_reply else local.text
+        if local.action != "repeat":
+            self.last_reply = text
         await self._speak(text)
         await self.sink.drain()
         return text
@@ -417,7 +419,9 @@ class Pipeline:
             await self.sink.drain()
             self.events.emit("announce", text=text)
         finally:
-            self._set_state(State.IDLE)
+            # A wake word during the announcement has started listening: leave that state alone.
+            if self.state in (State.THINKING, State.SPEAKING):
+                self._set_state(State.IDLE)
 
     async def apply_settings(self, settings: Settings, models: Models | None = None) -> None:
         """Switch to `settings`, and to reloaded `models` if given, once no turn is running.
@@ -493,6 +497,8 @@ class Pipeline:
         """Stop the running turn: generation, synthesis and playback."""
         turn = self._turn
         if turn is None or turn.done():
+            # An announcement may be playing without a turn.
+            await self.sink.stop()
             return
         self._stop_generation.set()
         turn.cancel()

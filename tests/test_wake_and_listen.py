@@ -112,10 +112,21 @@ def test_pre_roll_speech_does_not_start_command():
     assert command.reason is EndReason.NO_SPEECH
 
 
-def test_pre_roll_kept_before_immediate_speech():
+def test_audio_before_the_wake_point_left_out():
     sentence = load_clip("stereo_diarization.left.16k.wav")
     split = int(0.9 * SAMPLE_RATE_HZ)  # speech begins about 0.3 s into the clip
     command = record(np.concatenate([sentence[split:], silence(2.0)]), pre_roll=sentence[:split])
     assert command.has_speech
-    # Audio from before the wake point is included, up to the configured pre-roll.
-    assert len(command.samples) > len(sentence) - split
+    # The wake word's tail must not reach speech recognition.
+    assert len(command.samples) <= len(sentence) - split + 2 * SAMPLE_RATE_HZ
+
+
+def test_pre_roll_keeps_the_first_syllable():
+    sentence = load_clip("stereo_diarization.left.16k.wav")
+    command = record(np.concatenate([silence(1.0), sentence, silence(2.0)]))
+    # Speech starts about 0.3 s into the clip; the command reaches 0.3 s further back,
+    # so it opens with quiet audio before the first word.
+    opening = command.samples[: int(0.2 * SAMPLE_RATE_HZ)].astype(np.float64)
+    whole = command.samples.astype(np.float64)
+    assert np.sqrt(np.mean(opening**2)) < 0.3 * np.sqrt(np.mean(whole**2))
+    assert len(command.samples) > len(sentence) - int(0.1 * SAMPLE_RATE_HZ)

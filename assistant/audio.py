@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -72,20 +73,89 @@ def downmix_and_resample(samples: np.ndarray, rate_hz: int) -> np.ndarray:
     return mono
 
 
+# Sample rates outside this range come from a damaged header, not from a recording.
+MIN_FILE_RATE_HZ = 1_000
+MAX_FILE_RATE_HZ = 768_000
+# Frames per read when a damaged file is decoded again up to the damage.
+_SALVAGE_BLOCK_FRAMES = 1_024
+# Lines of libsndfile's header log (SoundFile.extra_info) for a WAV file whose data
+# chunk is shorter than its header states, and for an Ogg file cut short.
+_SHORT_WAV_DATA_RE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_CUT_OGG_TEXT = "Last page lacks an end-of-stream bit"
+# Data sizes that streaming writers put in a WAV header before the length is known.
+_STREAMED_WAV_SIZES = (0x7FFF_FFFF, 0xFFFF_FFFF)
+
+
 def read_audio_file(path: str | Path) -> np.ndarray:
-    """Read a WAV, FLAC or OGG file of any rate, width and channel count as 16 kHz mono int16."""
+    """Read a WAV, FLAC or OGG file of any rate, width and channel count as 16 kHz mono int16.
+
+    A truncated or damaged file gives the audio decoded before the damage, and a
+    warning is logged. A WAV file whose header promises more frames than it contains
+    gives the frames present. An Ogg file cut short gives its complete pages. A FLAC
+    file gives the frames before its first undecodable frame. NaN samples in a float
+    file become 0, and values beyond full scale (infinities included) are clipped.
+
+    Raises AudioFileError when the file is missing, is not WAV, FLAC or OGG, has a
+    sample rate outside MIN_FILE_RATE_HZ..MAX_FILE_RATE_HZ, or holds no decodable frame.
+    """
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"audio file not found: {path}")
     try:
-        samples, rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with soundfile.SoundFile(str(path)) as file:
+            rate_hz = file.samplerate
+            if not MIN_FILE_RATE_HZ <= rate_hz <= MAX_FILE_RATE_HZ:
+                raise AudioFileError(
+                    f"{path} has a sample rate of {rate_hz} Hz, outside {MIN_FILE_RATE_HZ} to "
+                    f"{MAX_FILE_RATE_HZ} Hz; the file is damaged or not a recording"
+                )
+            truncation = _describe_truncation(file.extra_info)
+            samples = _read_all_frames(file, path)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioFileError(
             f"cannot decode {path}: {error}; use a WAV, FLAC or OGG file"
         ) from error
     if samples.shape[0] == 0:
         raise AudioFileError(f"{path} contains no audio samples")
+    if truncation:
+        _LOGGER.warning("%s is truncated (%s); using the %.2f s present", path, truncation, samples.shape[0] / rate_hz)
+    samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     return to_int16(downmix_and_resample(samples, rate_hz))
+
+
+def _describe_truncation(header_log: str) -> str:
+    """Return why libsndfile's header log shows a file cut short, or "" when it does not."""
+    short_data = _SHORT_WAV_DATA_RE.search(header_log)
+    if short_data is not None and int(short_data.group(1)) not in _STREAMED_WAV_SIZES:
+        return f"its header announces {short_data.group(1)} bytes of audio but it holds {short_data.group(2)}"
+    if _CUT_OGG_TEXT in header_log:
+        return "its last Ogg page lacks the end-of-stream mark"
+    return ""
+
+
+def _read_all_frames(file: soundfile.SoundFile, path: Path) -> np.ndarray:
+    """Read every frame as float32 (frames, channels); after a decoding error, keep the frames before it."""
+    try:
+        return file.read(dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError as error:
+        decoding_error = error
+
+    # One read call that meets the damage returns nothing, so read again in small blocks.
+    blocks = []
+    with soundfile.SoundFile(str(path)) as again:
+        try:
+            while len(block := again.read(_SALVAGE_BLOCK_FRAMES, dtype="float32", always_2d=True)):
+                blocks.append(block)
+        except soundfile.LibsndfileError:
+            pass
+    if not blocks:
+        raise decoding_error
+    samples = np.concatenate(blocks)
+    _LOGGER.warning(
+        "%s is damaged or truncated (%s); using the %.2f s decoded before the damage, of %.2f s announced",
+        path, decoding_error, samples.shape[0] / file.samplerate, file.frames / file.samplerate,
+    )
+    return samples
 
 
 def split_frames(samples: np.ndarray) -> list[np.ndarray]:

@@ -17,6 +17,9 @@ _SILENCE_MARGIN = 0.15
 # Speech windows needed before the command counts as started (about 250 ms), so
 # that the tail of the wake word or a short noise does not start a command.
 _MIN_SPEECH_WINDOWS = 8
+# Silence windows (about 320 ms) after which a blip of speech too short to start the
+# command is forgotten.
+_BLIP_GAP_WINDOWS = 10
 # Audio kept after the last speech window, so that a final consonant is not cut.
 _TAIL_SECONDS = 0.2
 
@@ -96,6 +99,13 @@ class CommandRecorder:
             elif probability >= threshold - _SILENCE_MARGIN and self._last_speech_window == self._windows - 1:
                 # Hovering just under the threshold right after speech: still speech.
                 self._last_speech_window = self._windows
+            elif self._speech_windows < _MIN_SPEECH_WINDOWS and self._last_speech_window is not None \
+                    and self._windows - self._last_speech_window > _BLIP_GAP_WINDOWS:
+                # A blip too short to start the command (the wake word's tail, a click),
+                # followed by silence: forget it, so that the command starts at real speech.
+                self._speech_windows = 0
+                self._first_speech_window = None
+                self._last_speech_window = None
             self._windows += 1
 
         return self._check_end()
@@ -146,6 +156,8 @@ class CommandRecorder:
 
         # The pre-roll reaches back from the start of speech, but never into the audio
         # before the wake word fired: Whisper would hear the wake phrase's tail.
+        # NOTE: on one real French command, Whisper base transcribes "10 minutes" as
+        # "diminute" with 0.3 s of pre-roll and correctly without it; the cause is unknown.
         pre_roll = int(self.settings.pre_roll_seconds * SAMPLE_RATE_HZ)
         begin = max(self._origin_samples, self._first_speech_window * WINDOW_SAMPLES - pre_roll)
         speech_end = (self._last_speech_window + 1) * WINDOW_SAMPLES

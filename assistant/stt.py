@@ -12,7 +12,7 @@ import numpy as np
 
 from assistant.audio import to_float32
 from assistant.config import SttSettings
-from assistant.models import resolve_whisper
+from assistant.models import ModelError, resolve_whisper
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,20 +97,36 @@ class Transcriber:
                 local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as error:
-            raise RuntimeError(f"cannot load Whisper model {self.model_path}: {error}") from error
+            raise RuntimeError(
+                f"cannot load Whisper model {self.model_path}: {error}; its model.bin may be truncated or "
+                "corrupt, so convert or copy the model again or set [stt] model to 'tiny.en' or 'base'"
+            ) from error
+        self.check_language()
 
     @property
     def multilingual(self) -> bool:
         return bool(self._model.model.is_multilingual)
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
-        """Transcribe 16 kHz mono int16 samples in the configured language."""
-        language = None if self.settings.language == "auto" else self.settings.language
-        if language not in (None, "en") and not self.multilingual:
-            raise RuntimeError(
+    def check_language(self) -> None:
+        """Raise ModelError when the model cannot transcribe the configured [stt] language."""
+        language = self.settings.language
+        if language == "auto" or language in self._model.supported_languages:
+            return
+        if not self.multilingual:
+            raise ModelError(
                 f"Whisper model {self.model_path} understands English only but [stt] language is "
                 f"{language!r}; set [stt] model = \"base\" or another multilingual model"
             )
+        raise ModelError(
+            f"Whisper model {self.model_path} does not support [stt] language {language!r}; set it to \"auto\" "
+            f"or one of: {', '.join(self._model.supported_languages)}"
+        )
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Transcribe 16 kHz mono int16 samples in the configured language."""
+        # Checked again here because a reload may change the language without loading the model again.
+        self.check_language()
+        language = None if self.settings.language == "auto" else self.settings.language
 
         segments, info = self._model.transcribe(
             to_float32(samples),

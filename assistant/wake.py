@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from assistant.audio import FRAME_SAMPLES, SAMPLE_RATE_HZ
 from assistant.config import WakeSettings
-from assistant.models import resolve_wake_model
+from assistant.models import ModelError, resolve_wake_model
 
 _LOGGER = logging.getLogger(__name__)
+
+# openWakeWord classifiers take windows of speech embeddings of this many features.
+_EMBEDDING_FEATURES = 96
 
 
 @dataclass(frozen=True)
@@ -34,12 +39,45 @@ class WakeDetector:
         self._features = OpenWakeWordFeatures.from_builtin()
         self._models = {}
         for name, path in self.model_paths.items():
+            self._check_tflite(path)
             try:
                 self._models[name] = OpenWakeWord.from_model(path)
             except (OSError, RuntimeError, ValueError) as error:
-                raise RuntimeError(f"cannot load wake word model {path}: {error}") from error
+                raise RuntimeError(
+                    f"cannot load wake word model {path}: {error}; download it again or check [wake] models"
+                ) from error
+            self._check_classifier_shape(self._models[name], path)
         self._samples_seen = 0
         self._blocked_until: dict[str, int] = {name: 0 for name in self._models}
+
+    def _check_tflite(self, path: Path) -> None:
+        """Raise ModelError unless TensorFlow Lite accepts `path` as a model.
+
+        pyopen-wakeword 1.1.0 passes a failed load (a NULL model) on to
+        TfLiteInterpreterCreate, which crashes the process with a segmentation fault.
+        """
+        lib = self._features.lib
+        model = lib.TfLiteModelCreateFromFile(str(path).encode("utf-8"))
+        if not model:
+            raise ModelError(
+                f"wake word model {path} is not a valid TensorFlow Lite model; the file may be truncated or "
+                "corrupt, so download it again or check [wake] models"
+            )
+        lib.TfLiteModelDelete(model)
+
+    def _check_classifier_shape(self, model: Any, path: Path) -> None:
+        """Raise ModelError unless the model maps (1, windows, 96) embeddings to one score."""
+        lib = self._features.lib
+        dimensions = lib.TfLiteTensorNumDims(model.input_tensor)
+        shape = tuple(lib.TfLiteTensorDim(model.input_tensor, i) for i in range(dimensions))
+        scores = lib.TfLiteTensorByteSize(model.output_tensor) // np.dtype(np.float32).itemsize
+        if len(shape) != 3 or shape[0] != 1 or shape[2] != _EMBEDDING_FEATURES or scores != 1:
+            model.close()
+            raise ModelError(
+                f"{path} is not an openWakeWord classifier: its input has shape {shape} and it outputs "
+                f"{scores} values, expected input (1, windows, {_EMBEDDING_FEATURES}) and 1 score; "
+                "give a wake word model trained with openWakeWord"
+            )
 
     def process(self, frame: np.ndarray) -> WakeDetection | None:
         """Feed one frame of FRAME_SAMPLES int16 samples; return a detection, if any."""

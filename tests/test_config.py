@@ -150,3 +150,105 @@ def test_cli_invalid_config_exits_2(tmp_path):
     assert str(path.resolve()) in process.stderr
     assert "wake.threshold = 1.5" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param('[wake]\nmodels = ["hey_jarvis", 3]\n', "wake.models.1 = 3: Input should be a valid string",
+                     id="wrong type inside a list"),
+        pytest.param('[wake]\nmodels = "hey_jarvis"\n', "wake.models = 'hey_jarvis': Input should be a valid list",
+                     id="string instead of a list"),
+        pytest.param("[llm]\nseed = -2\n", "llm.seed = -2: Input should be greater than or equal to -1",
+                     id="seed below -1"),
+        pytest.param("[llm]\nmax_tokens = 1.5\n",
+                     "llm.max_tokens = 1.5: Input should be a valid integer, got a number with a fractional part",
+                     id="fraction for an integer"),
+        pytest.param("[wake]\nmodels = []\n",
+                     "wake.models = []: List should have at least 1 item after validation, not 0", id="empty list"),
+        pytest.param("[llm]\ntemperature = 1979-05-27\n",
+                     "llm.temperature = datetime.date(1979, 5, 27): Input should be a valid number", id="date"),
+        pytest.param('[stt]\nlanguage = "english"\n',
+                     "stt.language = 'english': String should match pattern '^([a-z]{2,3}|auto)$'",
+                     id="language name instead of code"),
+        pytest.param("wake = 3\n", "wake = 3: expected a table of keys", id="value instead of a table"),
+        pytest.param('[persona]\nexamples = ["Hello"]\n', "persona.examples.0 = 'Hello': expected a table of keys",
+                     id="string instead of an example table"),
+        pytest.param('[persona]\nexamples = [{ user = "Hi" }]\n',
+                     "persona.examples.0.assistant: required key missing; add it", id="example without its reply"),
+        pytest.param('[persona]\nexamples = [{ user = "Hi", assistant = "Hello", tone = "warm" }]\n',
+                     "persona.examples.0.tone: unknown key; remove it or check its spelling and table",
+                     id="unknown key in an example"),
+        pytest.param("[audio]\ninput_device = 1.5\n",
+                     'audio.input_device = 1.5: Value error, expected a device name (string), an index (integer) '
+                     'or "" for the default', id="fraction for a device"),
+        pytest.param('[network]\nhost = "localhost"\n',
+                     "[network]: unknown table; remove it or check its spelling (the tables are [persona], [wake], "
+                     "[listen], [stt], [llm], [tts], [audio], [daemon])", id="unknown table"),
+    ],
+)
+def test_invalid_value_message(tmp_path, text, problem):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path / "c.toml", text))
+    assert caught.value.problems == [problem]
+
+
+def test_device_name_or_index_accepted(tmp_path):
+    settings, _ = load_settings(write(tmp_path / "c.toml", '[audio]\ninput_device = 2\noutput_device = "USB"\n'))
+    assert settings.audio.input_device == 2
+    assert settings.audio.output_device == "USB"
+
+
+def test_problems_of_every_kind_listed_at_once(tmp_path):
+    path = write(
+        tmp_path / "c.toml",
+        '[wake]\nthreshold = 2\nthreshhold = 0.5\n[llm]\nseed = -5\nmax_tokens = "many"\n[bogus]\nx = 1\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert caught.value.problems == [
+        "wake.threshold = 2: Input should be less than 1",
+        "wake.threshhold: unknown key; remove it or check its spelling and table",
+        "llm.max_tokens = 'many': Input should be a valid integer, unable to parse string as an integer",
+        "llm.seed = -5: Input should be greater than or equal to -1",
+        "[bogus]: unknown table; remove it or check its spelling (the tables are [persona], [wake], [listen], "
+        "[stt], [llm], [tts], [audio], [daemon])",
+    ]
+
+
+def test_cli_check_lists_every_problem(tmp_path):
+    path = write(tmp_path / "c.toml", '[wake]\nthreshold = 2\n[llm]\nseed = -5\n[bogus]\nx = 1\n')
+    process = run_assistant("check", "--config", str(path), timeout=60)
+    assert process.returncode == 2
+    assert "wake.threshold = 2: Input should be less than 1" in process.stderr
+    assert "llm.seed = -5: Input should be greater than or equal to -1" in process.stderr
+    assert "[bogus]: unknown table" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+SUBCOMMANDS = {
+    "run": ["run", "--input", "in.wav", "--output", "out.wav"],
+    "ask": ["ask", "What time is it?"],
+    "say": ["say", "Hello."],
+    "transcribe": ["transcribe", "in.wav"],
+    "check": ["check"],
+    "devices": ["devices"],
+}
+
+
+@pytest.mark.parametrize("arguments", list(SUBCOMMANDS.values()), ids=list(SUBCOMMANDS))
+def test_every_subcommand_exits_2_on_invalid_config(tmp_path, arguments):
+    path = write(tmp_path / "c.toml", "[llm]\nseed = -2\n")
+    arguments = [str(tmp_path / argument) if argument.endswith(".wav") else argument for argument in arguments]
+    process = run_assistant(*arguments, "--config", str(path), timeout=60)
+    assert process.returncode == 2
+    assert f"invalid configuration in {path.resolve()}" in process.stderr
+    assert "llm.seed = -2: Input should be greater than or equal to -1" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_cli_missing_config_from_environment_exits_2(tmp_path):
+    process = run_assistant("check", env={"ASSISTANT_CONFIG": str(tmp_path / "nope.toml")}, timeout=60)
+    assert process.returncode == 2
+    assert f"configuration file not found: {tmp_path / 'nope.toml'}; fix or unset $ASSISTANT_CONFIG" in process.stderr
+    assert "Traceback" not in process.stderr

@@ -369,8 +369,8 @@ examples = [
 model = "base"
 language = "fr"
 
-# With the default 0.3 s, the command audio starts in the tail of "hey Jarvis",
-# and Whisper base then hears "Minuteur diminute" instead of "Minuteur 10 minutes".
+# With the default 0.3 s of audio kept before the speech, Whisper base hears this
+# recording as "Minuteur diminute"; without it, as "Minuteur 10 minutes".
 [listen]
 pre_roll_seconds = 0.0
 '''

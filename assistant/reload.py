@@ -26,7 +26,7 @@ _LOGGER = logging.getLogger(__name__)
 # settings.
 LOAD_TIME_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "wake": (("wake", "models"),),
-    "stt": (("stt", "model"), ("stt", "compute_type"), ("llm", "threads")),
+    "stt": (("stt", "model"), ("stt", "compute_type"), ("stt", "language"), ("llm", "threads")),
     "agent": (
         ("llm", "model"), ("llm", "chat_format"), ("llm", "context_tokens"),
         ("llm", "threads"), ("llm", "seed"), ("llm", "stop"),

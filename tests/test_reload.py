@@ -37,7 +37,9 @@ def changed(**sections: dict) -> Settings:
         ({"persona": {"name": "Friday", "max_sentences": 1}}, []),
         ({"wake": {"threshold": 0.7, "barge_in_threshold": 0.9}}, []),
         ({"listen": {"silence_seconds": 1.5}}, []),
-        ({"stt": {"language": "auto", "beam_size": 2}}, []),
+        ({"stt": {"beam_size": 2}}, []),
+        # The language is checked against the model when it loads.
+        ({"stt": {"language": "auto"}}, ["stt"]),
         ({"llm": {"temperature": 0.1, "max_tokens": 10, "top_k": 5}}, []),
         ({"wake": {"models": ["alexa"]}}, ["wake"]),
         ({"stt": {"model": "base"}}, ["stt"]),

@@ -51,7 +51,7 @@ class TurnEstimate:
     continuation: float
 
     def finished(self, min_end: float) -> bool:
-        """The words count as finished when an end is likely and at least as likely as going on."""
+        """Return True when an end is likely, and at least as likely as a continuation."""
         return self.end >= min_end and self.end >= self.continuation
 
 
@@ -268,8 +268,8 @@ class Agent:
         with _abortable(self._llm, should_stop):
             self._llm.create_completion(self.prompt_before_user_text(), max_tokens=1, temperature=0.0)
         # llama-cpp-python 0.3.36 leaves each call's sampler buffers (about 3 MB with this
-        # 262k-token vocabulary) in reference cycles that only the cyclic collector frees,
-        # and it seldom runs here; prime() runs once per turn, between replies.
+        # 262k-token vocabulary) in reference cycles that only the cyclic collector frees.
+        # That collector seldom runs here, so prime(), called once per turn, runs it.
         gc.collect()
         _LOGGER.debug("Prompt prefix evaluated in %.2f s", time.perf_counter() - started)
 

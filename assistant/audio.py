@@ -44,7 +44,7 @@ class AudioSource(Protocol):
 
 
 class AudioSink(Protocol):
-    """Where reply audio goes: int16 mono chunks at a fixed sample rate."""
+    """Destination of reply audio: int16 mono chunks at a fixed sample rate."""
 
     async def play(self, samples: np.ndarray, sample_rate_hz: int) -> None: ...
 
@@ -96,7 +96,7 @@ def read_audio_file(path: str | Path) -> np.ndarray:
     file become 0, and values beyond full scale (infinities included) are clipped.
 
     Raises AudioFileError when the file is missing, is not WAV, FLAC or OGG, has a
-    sample rate outside MIN_FILE_RATE_HZ..MAX_FILE_RATE_HZ, or holds no decodable frame.
+    sample rate outside MIN_FILE_RATE_HZ..MAX_FILE_RATE_HZ, or contains no decodable frame.
     """
     path = Path(path)
     if not path.is_file():

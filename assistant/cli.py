@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--realtime", action="store_true", help="pace --input at real time, as a microphone would")
 
     ask = commands.add_parser("ask", help="one turn through the agent; prints and speaks the reply")
-    ask.add_argument("text", help="what the user says")
+    ask.add_argument("text", help="the user's request, as text")
     ask.add_argument("--output", metavar="FILE.wav", help="write the spoken reply to a WAV file instead of the speaker")
 
     say = commands.add_parser("say", help="speak text with the configured voice")

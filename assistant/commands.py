@@ -1,4 +1,4 @@
-"""What each subcommand does; the argument parsing lives in cli.py."""
+"""Subcommand implementations; the argument parsing lives in cli.py."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def resolve_whisper(name: str) -> Path:
 
 def _check_whisper_dir(path: Path) -> Path:
     if not path.is_dir():
-        raise ModelError(f"Whisper model {path} is not a folder; give the folder that holds model.bin")
+        raise ModelError(f"Whisper model {path} is not a folder; give the folder that contains model.bin")
     for required in ("model.bin", "config.json"):
         if not (path / required).is_file():
             raise ModelError(

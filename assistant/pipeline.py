@@ -292,7 +292,7 @@ class Pipeline:
             self._set_state(State.IDLE)
 
     async def _answer(self, command: Command, follow_up: bool, transcript: Transcript | None) -> bool:
-        """Answer one command; return True when a reply was spoken.
+        """Transcribe and reply to one command; return True when a reply was spoken.
 
         `transcript` is the one made during the final pause, when it covers the command.
         """

@@ -30,7 +30,7 @@ KNOWN_HALLUCINATIONS = frozenset(
 )  # fmt: skip
 # Whisper marks non-speech sounds in brackets or with music notes.
 _NON_SPEECH_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫♬]+")
-# A known phrase is kept only with this much confidence that it was really said.
+# A known phrase is kept only with this much confidence that it was really spoken.
 _KEEP_KNOWN_MAX_NO_SPEECH = 0.1
 _KEEP_KNOWN_MIN_LOGPROB = -0.5
 
@@ -39,7 +39,7 @@ _KEEP_KNOWN_MIN_LOGPROB = -0.5
 class Transcript:
     text: str
     language: str
-    #: Whisper's probability that the audio holds no speech, highest over the segments.
+    #: Whisper's probability that the audio contains no speech, highest over the segments.
     no_speech_probability: float
     #: Mean log probability of the tokens, lowest over the segments (0 is certain).
     avg_logprob: float = 0.0

@@ -9,7 +9,7 @@ import numpy as np
 from assistant.audio import SAMPLE_RATE_HZ, to_float32
 
 WINDOW_SAMPLES = 512  # 32 ms: the window Silero VAD is trained on at 16 kHz
-CONTEXT_SAMPLES = 64  # samples of the previous window the model sees before each window
+CONTEXT_SAMPLES = 64  # samples of the previous window given to the model before each window
 WINDOW_SECONDS = WINDOW_SAMPLES / SAMPLE_RATE_HZ
 _STATE_SHAPE = (1, 1, 128)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import soxr
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 AUDIO_DIR = PROJECT_DIR.parent / "shared" / "data" / "audio"
@@ -40,6 +41,12 @@ def write_wav(path: Path, *parts: np.ndarray) -> Path:
     return path
 
 
+def transcribe_speech(transcriber, samples: np.ndarray, rate_hz: int) -> str:
+    """Return what Whisper hears in int16 speech at `rate_hz`, as lowercase text."""
+    resampled = soxr.resample(samples.astype(np.float32), rate_hz, SAMPLE_RATE_HZ)
+    return transcriber.transcribe(resampled.astype(np.int16)).text.lower()
+
+
 def run_assistant(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
                   prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `python -m assistant ARGS` and return the finished process with its output."""
@@ -58,7 +65,7 @@ def events_named(events: list[dict], name: str) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def transcriber():
-    """The embedded tiny.en Whisper, loaded once, to check what the daemon said."""
+    """The embedded tiny.en Whisper, loaded once, to check the daemon's speech."""
     from assistant.config import SttSettings
     from assistant.stt import Transcriber
 

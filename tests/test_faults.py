@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import soxr
 
 from assistant.audio import FileSource, WavFileSink
 from assistant.config import Settings, load_settings
@@ -17,7 +16,7 @@ from assistant.events import EventLog
 from assistant.pipeline import Pipeline, TooManyFailures
 from assistant.speakable import to_speakable
 from assistant.stages import Models
-from conftest import PROJECT_DIR, load_clip, read_events, silence, write_wav
+from conftest import PROJECT_DIR, load_clip, read_events, silence, transcribe_speech, write_wav
 
 pytestmark = pytest.mark.models
 
@@ -181,8 +180,7 @@ def test_any_reply_text_becomes_speech_or_silence(models, text):
 
 
 def heard(models, audio: np.ndarray) -> str:
-    samples = soxr.resample(audio.astype(np.float32), models.tts.sample_rate_hz, 16_000)
-    return models.stt.transcribe(samples.astype(np.int16)).text.lower()
+    return transcribe_speech(models.stt, audio, models.tts.sample_rate_hz)
 
 
 def test_tricky_words_spoken_as_written(models):

@@ -20,6 +20,7 @@ from conftest import (
     read_events,
     run_assistant,
     silence,
+    transcribe_speech,
     write_wav,
 )
 
@@ -101,7 +102,7 @@ def test_events_in_pipeline_order(wake_and_command):
 def test_speech_end_after_the_spoken_sentence(wake_and_command):
     events, _, _ = wake_and_command
     speech_end = events_named(events, "speech_end")[0]
-    # The sentence ends 2.0 + 0.3 + about 4.9 s into the input; its words form a
+    # The sentence ends 2.0 + 0.3 + about 4.9 s into the input. Its words form a
     # finished utterance, so the end-of-turn check ends the command before the
     # long silence timeout.
     assert speech_end["reason"] == "end_of_turn"
@@ -115,10 +116,10 @@ def test_output_wav_speaks_the_reply(wake_and_command, transcriber):
         assert wav.getnchannels() == 1
         assert wav.getnframes() > 22_050 // 2
     samples, _ = soundfile.read(output, dtype="int16")
-    heard = transcriber.transcribe(soxr.resample(samples.astype(np.float32), 22_050, 16_000).astype(np.int16))
+    spoken = transcribe_speech(transcriber, samples, 22_050)
     reply = events_named(events, "reply")[0]["text"]
-    common = words(heard.text) & words(reply)
-    assert len(common) >= max(1, len(words(reply)) // 2), (heard.text, reply)
+    common = words(spoken) & words(reply)
+    assert len(common) >= max(1, len(words(reply)) // 2), (spoken, reply)
 
 
 def test_no_network_socket_opened(wake_and_command):

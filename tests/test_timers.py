@@ -15,10 +15,8 @@ import time
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile
-import soxr
 
 from assistant.timers import STATE_FILE_NAME, Timer, TimerAnnouncer, TimerStore
 from conftest import (
@@ -28,6 +26,7 @@ from conftest import (
     read_events,
     run_assistant,
     silence,
+    transcribe_speech,
     write_wav,
 )
 
@@ -453,9 +452,9 @@ def test_english_announcement_spoken(tmp_path, transcriber):
 
     assert [event["text"] for event in events_named(events, "announce")] == ["Your 10 minute timer is done."]
     samples, rate = soundfile.read(output, dtype="int16")
-    heard = transcriber.transcribe(soxr.resample(samples.astype(np.float32), rate, 16_000).astype(np.int16))
-    heard_words = set(heard.text.lower().replace(".", " ").replace(",", " ").split())
-    assert {"timer", "done"} <= heard_words, heard.text
+    spoken = transcribe_speech(transcriber, samples, rate)
+    spoken_words = set(spoken.replace(".", " ").replace(",", " ").split())
+    assert {"timer", "done"} <= spoken_words, spoken
 
 
 @pytest.mark.models
